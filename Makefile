@@ -128,9 +128,9 @@ fuzz-targets: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(say) LD $@
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(filter-out %.h,$^) $(PKG_LIBS) -o $@
-fuzz-run: fuzz
-	@scripts/run-fuzz.sh $(FUZZ_BUILD)/fuzz $${FUZZ_SECONDS:-10}
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(filter %.c %.a,$^) $(PKG_LIBS) -o $@
+fuzz-run:
+	@scripts/run-fuzz.sh $${FUZZ_SECONDS:-10}
 
 bench: deps $(BIN) $(BENCH_BIN)
 	@scripts/run-bench.sh $(BUILD)
