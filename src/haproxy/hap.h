@@ -114,14 +114,18 @@ int hap_cmd_del_server(struct hap_cmd *out, const char *backend, const char *ser
  * entering maintenance closes the server's idle pooled connections, and an idle connection
  * blocks `del server` just like a busy one. A request that ends after the server went into
  * maintenance leaves its connection idle in the pool until the purge timer, so a plain
- * maint + del loop can wait many seconds; re-entering maintenance from drain purges at once
- * (verified on 2.6.12; `shutdown sessions` does not purge idle connections). Neither state
- * cuts a request in flight. */
+ * maint + del loop can wait for seconds; re-entering maintenance from drain starts the purge at
+ * once, and a retry some milliseconds later succeeds (verified on 2.6.12; `shutdown sessions`
+ * does not purge idle connections). Neither state cuts a request in flight. */
 int hap_cmd_delete_sequence(struct hap_cmd out[3], const char *backend, const char *server, struct vxerr *err);
 /* backend NULL: every backend. */
 int hap_cmd_show_servers_state(struct hap_cmd *out, const char *backend, struct vxerr *err);
-/* `show stat [B 4 -1]`: the servers of B, or everything when backend is NULL. */
+/* `show stat [B 4 -1]`: the servers of B, or everything when backend is NULL. HAProxy looks the
+ * name up among all proxies and takes the first: when a frontend declared earlier has the same
+ * name (possible in a user's config), this lists nothing; use the backend's id instead. */
 int hap_cmd_show_stat(struct hap_cmd *out, const char *backend, struct vxerr *err);
+/* `show stat <id> 4 -1` by proxy id (be_id of show servers state): never ambiguous. */
+int hap_cmd_show_stat_id(struct hap_cmd *out, int64_t backend_id, struct vxerr *err);
 void hap_cmd_show_info(struct hap_cmd *out);
 void hap_cmd_show_backend(struct hap_cmd *out);
 
@@ -305,8 +309,8 @@ struct hap_render_opts {
 	size_t n_pools; /* pools of backends that are not services are left out (service removed) */
 };
 
-/* Appends the whole haproxy.cfg for cfg (global, defaults, and one frontend + backend named
- * after each service) to out. Servers render with the options `add server` uses, their weight,
+/* Appends the whole haproxy.cfg for cfg (global, defaults, and per service a backend named
+ * after it and a frontend named "fe.<service>") to out. Servers render with the options `add server` uses, their weight,
  * and `disabled` for maintenance; a draining server renders with weight 0 (there is no drain
  * keyword in a config file; with a state file the drain itself comes back). */
 int hap_render(const struct vx_config *cfg, const struct hap_render_opts *opts, struct buf *out,

@@ -223,6 +223,13 @@ int hap_cmd_show_stat(struct hap_cmd *out, const char *backend, struct vxerr *er
 	return put(out, HAP_CMD_SHOW_STAT, err, "show stat %s 4 -1", backend);
 }
 
+int hap_cmd_show_stat_id(struct hap_cmd *out, int64_t backend_id, struct vxerr *err)
+{
+	if (backend_id < 1 || backend_id > INT32_MAX)
+		return vxerr_set(err, "proxy id %" PRId64 " is outside 1..%d", backend_id, INT32_MAX);
+	return put(out, HAP_CMD_SHOW_STAT, err, "show stat %" PRId64 " 4 -1", backend_id);
+}
+
 void hap_cmd_show_info(struct hap_cmd *out)
 {
 	out->kind = HAP_CMD_SHOW_INFO;

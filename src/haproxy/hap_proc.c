@@ -237,6 +237,21 @@ static pid_t spawn_master(const struct hap_proc_opts *o, struct vxerr *err)
 	return pid;
 }
 
+/* Ready when the runtime socket answers AND the answer comes from our master's current
+ * worker: a stale HAProxy still holding the socket paths must not pass for the new one. */
+static bool answering_ours(struct hap_proc *p)
+{
+	struct hap_proc_list l;
+	int64_t pid = 0;
+	if (probe_runtime(p->opts.runtime_socket, &pid) != 0 ||
+	    hap_proc_show(p->opts.master_socket, PROBE_TIMEOUT_US, &l, NULL) != 0)
+		return false;
+	if (l.master_pid != p->master_pid || hap_proc_current_worker(&l) != pid)
+		return false;
+	p->worker_pid = pid;
+	return true;
+}
+
 int hap_proc_start(struct hap_proc *p, const struct hap_proc_opts *opts, struct vxerr *err)
 {
 	if (!opts->cfg_path)
@@ -249,7 +264,7 @@ int hap_proc_start(struct hap_proc *p, const struct hap_proc_opts *opts, struct 
 		goto fail;
 	p->child = true;
 	int64_t deadline = time_mono_us() + p->opts.timeout_us;
-	while (probe_runtime(p->opts.runtime_socket, &p->worker_pid) != 0) {
+	while (!answering_ours(p)) {
 		if (!proc_alive(p->master_pid)) {
 			p->master_pid = 0;
 			start_failed(p, "exited while starting", log_from, err);

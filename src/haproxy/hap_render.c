@@ -120,7 +120,10 @@ static int render_bind(struct out *o, const struct cfg_service *s, struct vxerr 
 
 static int render_frontend(struct out *o, const struct cfg_service *s, struct vxerr *err)
 {
-	emit(o, "\nfrontend %s\n", s->name);
+	/* Not the service's own name: `show stat <name>` takes the first proxy so named, and a
+	 * frontend declared before its backend would hide the backend's servers. '.' cannot occur
+	 * in a service name, so "fe.<service>" never collides with a backend. */
+	emit(o, "\nfrontend fe.%s\n", s->name);
 	emit(o, "    mode %s\n", s->mode == SVC_MODE_HTTP ? "http" : "tcp");
 	if (render_bind(o, s, err) != 0)
 		return -1;

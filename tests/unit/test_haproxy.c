@@ -132,6 +132,12 @@ static void test_other_builders_text(void **state)
 	assert_string_equal(c.text, "show servers state");
 	assert_int_equal(hap_cmd_show_stat(&c, "web", NULL), 0);
 	assert_string_equal(c.text, "show stat web 4 -1");
+	assert_int_equal(hap_cmd_show_stat_id(&c, 3, NULL), 0);
+	assert_string_equal(c.text, "show stat 3 4 -1");
+	c.text[0] = 'X';
+	assert_int_equal(hap_cmd_show_stat_id(&c, 0, NULL), -1);
+	assert_int_equal(hap_cmd_show_stat_id(&c, INT64_C(1) << 40, NULL), -1);
+	assert_int_equal(c.text[0], 'X');
 	hap_cmd_show_info(&c);
 	assert_string_equal(c.text, "show info");
 	hap_cmd_show_backend(&c);
@@ -686,7 +692,7 @@ static void test_render_directives(void **state)
 	assert_has(t, "    nbthread 2\n");
 	assert_has(t, "    server-state-file /run/vx/state\n");
 	assert_has(t, "    load-server-state-from-file global\n");
-	assert_has(t, "\nfrontend web\n    mode http\n    bind 127.0.0.1:8080\n");
+	assert_has(t, "\nfrontend fe.web\n    mode http\n    bind 127.0.0.1:8080\n");
 	assert_has(t, "    default_backend web\n");
 	assert_has(t, "\nbackend web\n    mode http\n    balance leastconn\n");
 	assert_has(t, "    timeout connect 2000ms\n");
