@@ -138,6 +138,15 @@ static void test_other_builders_text(void **state)
 	assert_int_equal(hap_cmd_show_stat_id(&c, 0, NULL), -1);
 	assert_int_equal(hap_cmd_show_stat_id(&c, INT64_C(1) << 40, NULL), -1);
 	assert_int_equal(c.text[0], 'X');
+	struct hap_cmd seq[3];
+	assert_int_equal(hap_cmd_delete_sequence(seq, "web", "s1", NULL), 0);
+	assert_string_equal(seq[0].text, "set server web/s1 state drain");
+	assert_string_equal(seq[1].text, "set server web/s1 state maint");
+	assert_string_equal(seq[2].text, "del server web/s1");
+	assert_int_equal(seq[2].kind, HAP_CMD_DEL_SERVER);
+	strcpy(seq[0].text, "canary");
+	assert_int_equal(hap_cmd_delete_sequence(seq, "web", "s1;x", NULL), -1);
+	assert_string_equal(seq[0].text, "canary");
 	hap_cmd_show_info(&c);
 	assert_string_equal(c.text, "show info");
 	hap_cmd_show_backend(&c);
