@@ -57,6 +57,8 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...) __attri
 int cmd_help(const struct cli_command *cmd, int argc, char **argv);
 int cmd_version(const struct cli_command *cmd, int argc, char **argv);
 int cmd_check(const struct cli_command *cmd, int argc, char **argv);
+int cmd_controller(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_controller_opts[];
 extern const struct cli_opt cmd_check_opts[];
 
 #endif

@@ -79,6 +79,7 @@ enum hap_cmd_kind {
 	HAP_CMD_ADD_SERVER,
 	HAP_CMD_DEL_SERVER,
 	HAP_CMD_SET, /* enable server/health, set weight/maxconn/state, shutdown sessions */
+	HAP_CMD_SET_ADDR, /* answers with what changed, not an empty line */
 	HAP_CMD_SHOW_SERVERS_STATE,
 	HAP_CMD_SHOW_STAT,
 	HAP_CMD_SHOW_INFO,
@@ -105,6 +106,9 @@ int hap_cmd_set_maxconn(struct hap_cmd *out, const char *backend, const char *se
 			struct vxerr *err);
 int hap_cmd_set_state(struct hap_cmd *out, const char *backend, const char *server, enum hap_admin state,
 		      struct vxerr *err);
+/* `set server B/S addr IP port P`: an instance that moved keeps its name and its sessions. */
+int hap_cmd_set_addr(struct hap_cmd *out, const char *backend, const char *server, const char *addr,
+		     uint16_t port, struct vxerr *err);
 int hap_cmd_shutdown_sessions(struct hap_cmd *out, const char *backend, const char *server,
 			      struct vxerr *err);
 /* Deletion needs the server in maintenance first; see hap_reply_classify for the retry. */

@@ -178,6 +178,18 @@ int hap_cmd_set_state(struct hap_cmd *out, const char *backend, const char *serv
 	return put(out, HAP_CMD_SET, err, "set server %s/%s state %s", backend, server, names[state]);
 }
 
+int hap_cmd_set_addr(struct hap_cmd *out, const char *backend, const char *server, const char *addr,
+		     uint16_t port, struct vxerr *err)
+{
+	char canon[NET_IP_MAX];
+	if (check_target(backend, server, err) != 0 || hap_addr_canon(addr, canon, sizeof(canon), err) != 0)
+		return -1;
+	if (port == 0)
+		return vxerr_set(err, "server %s/%s: port 0 is not a port", backend, server);
+	return put(out, HAP_CMD_SET_ADDR, err, "set server %s/%s addr %s port %u", backend, server, canon,
+		   (unsigned)port);
+}
+
 int hap_cmd_shutdown_sessions(struct hap_cmd *out, const char *backend, const char *server,
 			      struct vxerr *err)
 {
@@ -315,6 +327,11 @@ enum hap_status hap_reply_classify(enum hap_cmd_kind kind, const char *reply, si
 		break;
 	case HAP_CMD_SET:
 		if (len == 0)
+			return HAP_OK;
+		break;
+	case HAP_CMD_SET_ADDR:
+		if (starts(s, len, "IP changed from") || starts(s, len, "port changed from") ||
+		    starts(s, len, "no need to change"))
 			return HAP_OK;
 		break;
 	case HAP_CMD_SHOW_SERVERS_STATE:

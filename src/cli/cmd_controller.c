@@ -1,0 +1,148 @@
+/* `veltrix controller`: watch etcd and keep HAProxy's pools equal to the registry. */
+#include <errno.h>
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_common.h"
+#include "common/alloc.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "controller/controller.h"
+
+enum { OPT_ETCD = 256, OPT_FORCE_SYNC };
+
+const struct cli_opt cmd_controller_opts[] = {
+	{ 'c', "config", "FILE", "configuration file (default: $VELTRIX_CONFIG, else ./veltrix.yaml)" },
+	{ OPT_ETCD, "etcd", "URL[,URL...]", "etcd endpoints, overriding etcd.endpoints" },
+	{ OPT_FORCE_SYNC, "force-sync", NULL,
+	  "tell the running controller (pid in <haproxy.state_dir>/controller.pid) to apply the registry even past "
+	  "the panic threshold, once; same as sending it SIGUSR1" },
+	{ 0, NULL, NULL, NULL },
+};
+
+struct run {
+	struct controller *ctl;
+	ev_signal sigs[4];
+};
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	struct run *r = w->data;
+	if (w->signum == SIGHUP) {
+		ctl_reload_config(r->ctl);
+	} else if (w->signum == SIGUSR1) {
+		ctl_force_sync(r->ctl);
+	} else {
+		log_info("stopping", "signal=%d haproxy=%s", w->signum, log_q("keeps serving"));
+		ctl_stop(r->ctl);
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static char *pid_path(const struct vx_config *cfg)
+{
+	return xasprintf("%s/controller.pid", cfg->haproxy.state_dir);
+}
+
+static int signal_running(const struct vx_config *cfg)
+{
+	char *path = pid_path(cfg);
+	FILE *f = fopen(path, "r");
+	char line[32] = "";
+	int64_t pid = 0;
+	int rc = EXIT_FAILED;
+	if (!f) {
+		fprintf(stderr, "veltrix controller: no running controller (%s: %s)\n", path, strerror(errno));
+		goto out;
+	}
+	if (!fgets(line, sizeof(line), f) || (line[strcspn(line, "\n")] = '\0', parse_i64(line, 2, INT32_MAX, &pid)) != 0)
+		fprintf(stderr, "veltrix controller: %s does not hold a pid\n", path);
+	else if (kill((pid_t)pid, SIGUSR1) != 0)
+		fprintf(stderr, "veltrix controller: cannot signal pid %lld: %s\n", (long long)pid, strerror(errno));
+	else {
+		printf("asked controller %lld to sync past the panic threshold once\n", (long long)pid);
+		rc = EXIT_OK;
+	}
+	fclose(f);
+out:
+	free(path);
+	return rc;
+}
+
+static int run_controller(struct vx_config *cfg, const char *cfg_path, const char *etcd_flag)
+{
+	struct cli_etcd etcd;
+	struct vxerr err;
+	if (cli_etcd_init(&etcd, cfg, etcd_flag, &err) != 0) {
+		fprintf(stderr, "veltrix controller: %s\n", err.msg);
+		cfg_free(cfg);
+		return EXIT_USAGE;
+	}
+	log_set_component("controller");
+	struct ev_loop *loop = EV_DEFAULT;
+	struct ctl_opts o = { .cfg = cfg, .cfg_path = cfg_path, .etcd = &etcd.opts };
+	char *pidfile = pid_path(cfg);
+	struct run r = { 0 };
+	r.ctl = ctl_new(loop, &o, &err);
+	if (!r.ctl) {
+		log_error("controller failed to start", "error=%s", log_q(err.msg));
+		free(pidfile);
+		cli_etcd_release(&etcd);
+		return EXIT_ENV;
+	}
+	FILE *pf = fopen(pidfile, "w");
+	if (pf) {
+		fprintf(pf, "%d\n", (int)getpid());
+		fclose(pf);
+	}
+	static const int signums[] = { SIGHUP, SIGUSR1, SIGTERM, SIGINT };
+	for (int i = 0; i < 4; i++) {
+		ev_signal_init(&r.sigs[i], on_signal, signums[i]);
+		r.sigs[i].data = &r;
+		ev_signal_start(loop, &r.sigs[i]);
+	}
+	ev_run(loop, 0);
+	for (int i = 0; i < 4; i++)
+		ev_signal_stop(loop, &r.sigs[i]);
+	ctl_free(r.ctl);
+	unlink(pidfile);
+	free(pidfile);
+	cli_etcd_release(&etcd);
+	return EXIT_OK;
+}
+
+int cmd_controller(const struct cli_command *cmd, int argc, char **argv)
+{
+	struct cli_parser p;
+	const char *arg, *path = NULL, *etcd = NULL;
+	bool force = false;
+	int c;
+	cli_parser_init(&p, cmd, argc, argv);
+	while ((c = cli_next(&p, &arg)) >= 0) {
+		if (c == 'c')
+			path = arg;
+		else if (c == OPT_ETCD)
+			etcd = arg;
+		else if (c == OPT_FORCE_SYNC)
+			force = true;
+	}
+	if (c == CLI_EXIT)
+		return p.exit_code;
+	if (p.optind < argc)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[p.optind]);
+	struct vx_config *cfg = cli_load_config(path);
+	if (!cfg)
+		return EXIT_USAGE;
+	if (force) {
+		int rc = signal_running(cfg);
+		cfg_free(cfg);
+		return rc;
+	}
+	return run_controller(cfg, cfg->path, etcd);
+}

@@ -1,0 +1,269 @@
+/* The controller's lifecycle and clock: services, dirty marks, and the timers that turn them
+ * into reconciles (see controller.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/httpd.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "controller/ctl_int.h"
+
+#define PERIODIC_US (1 * USEC_PER_SEC) /* HAProxy identity check */
+
+struct ctl_service *ctl_service_find(struct controller *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_svcs; i++)
+		if (strcmp(c->svcs[i].name, name) == 0)
+			return &c->svcs[i];
+	return NULL;
+}
+
+struct ctl_srv_mem *ctl_mem_get(struct ctl_service *s, const char *name, bool create)
+{
+	for (size_t i = 0; i < s->n_mem; i++)
+		if (strcmp(s->mem[i].name, name) == 0)
+			return &s->mem[i];
+	if (!create)
+		return NULL;
+	s->mem = xgrow(s->mem, sizeof(*s->mem), &s->cap_mem, s->n_mem + 1);
+	struct ctl_srv_mem *m = &s->mem[s->n_mem++];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	ctl_feedback_init(&m->fb);
+	return m;
+}
+
+void ctl_mem_forget(struct ctl_service *s, const char *name)
+{
+	struct ctl_srv_mem *m = ctl_mem_get(s, name, false);
+	if (m)
+		*m = s->mem[--s->n_mem];
+}
+
+void ctl_mark_dirty(struct controller *c, const char *service, int64_t since_us)
+{
+	struct ctl_service *s = ctl_service_find(c, service);
+	if (!s)
+		return; /* registered, but not a configured service: no backend to fill */
+	s->dirty = true;
+	if (!s->dirty_since_us || since_us < s->dirty_since_us)
+		s->dirty_since_us = since_us;
+}
+
+void ctl_mark_all_dirty(struct controller *c)
+{
+	for (size_t i = 0; i < c->n_svcs; i++)
+		c->svcs[i].dirty = true;
+}
+
+/* An isolated change is applied at once; changes arriving while the previous round is fresh are
+ * coalesced over max_batch_delay, so a burst costs a few round trips, not one per event. */
+void ctl_schedule_reconcile(struct controller *c)
+{
+	if (c->stopping || ev_is_active(&c->reconcile_timer))
+		return;
+	int64_t next = c->last_reconcile_end_us + c->cfg->controller.max_batch_delay_us - time_mono_us();
+	ev_timer_set(&c->reconcile_timer, next > 0 ? (double)next / 1e6 : 0, 0);
+	ev_timer_start(c->loop, &c->reconcile_timer);
+}
+
+void ctl_schedule_followup(struct controller *c)
+{
+	if (c->stopping || ev_is_active(&c->followup_timer))
+		return;
+	ev_timer_set(&c->followup_timer, (double)CTL_FOLLOWUP_US / 1e6, 0);
+	ev_timer_start(c->loop, &c->followup_timer);
+}
+
+static void on_reconcile_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	ctl_reconcile_dirty(w->data);
+}
+
+static void on_followup_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	ctl_schedule_reconcile(w->data);
+}
+
+static void on_periodic_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct controller *c = w->data;
+	int64_t now = time_mono_us();
+	ctl_check_ident(c);
+	if (now - c->last_full_resync_us >= c->cfg->controller.resync_interval_us) {
+		c->last_full_resync_us = now;
+		ctl_mark_all_dirty(c);
+		ctl_schedule_reconcile(c);
+	}
+	ctl_metrics_refresh(c);
+}
+
+static void on_feedback_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	ctl_feedback_tick(w->data);
+}
+
+/* (Re)builds the service table from the configuration, keeping the memory of services that
+ * stay (drain clocks, feedback). */
+static void build_services(struct controller *c)
+{
+	struct ctl_service *next = xcalloc(c->cfg->n_services ? c->cfg->n_services : 1, sizeof(*next));
+	for (size_t i = 0; i < c->cfg->n_services; i++) {
+		const struct cfg_service *cs = &c->cfg->services[i];
+		struct ctl_service *old = ctl_service_find(c, cs->name);
+		if (old) {
+			next[i] = *old;
+			old->mem = NULL;
+		} else {
+			snprintf(next[i].name, sizeof(next[i].name), "%s", cs->name);
+			next[i].be_id = -1;
+		}
+		next[i].cfg = cs;
+		next[i].dirty = true;
+	}
+	for (size_t i = 0; i < c->n_svcs; i++)
+		free(c->svcs[i].mem);
+	free(c->svcs);
+	c->svcs = next;
+	c->n_svcs = c->cfg->n_services;
+}
+
+static void init_timers(struct controller *c)
+{
+	ev_timer_init(&c->reconcile_timer, on_reconcile_timer, 0, 0);
+	ev_timer_init(&c->followup_timer, on_followup_timer, 0, 0);
+	ev_timer_init(&c->periodic_timer, on_periodic_timer, (double)PERIODIC_US / 1e6, (double)PERIODIC_US / 1e6);
+	double fb = (double)c->cfg->controller.feedback_interval_us / 1e6;
+	ev_timer_init(&c->feedback_timer, on_feedback_timer, fb, fb);
+	c->reconcile_timer.data = c->followup_timer.data = c->periodic_timer.data = c->feedback_timer.data = c;
+	ev_timer_start(c->loop, &c->periodic_timer);
+	if (c->cfg->controller.weight_feedback)
+		ev_timer_start(c->loop, &c->feedback_timer);
+}
+
+static int setup_data_plane(struct controller *c, struct vxerr *err)
+{
+	const struct cfg_haproxy *h = &c->cfg->haproxy;
+	c->runtime_socket = xstrdup(h->runtime_socket);
+	if (h->mode == HAP_MODE_ATTACH) {
+		c->owned = ctl_owned_load(h->state_dir, err);
+		if (!c->owned)
+			return -1;
+		return 0;
+	}
+	return ctl_managed_start(c, err);
+}
+
+struct controller *ctl_new(struct ev_loop *loop, const struct ctl_opts *opts, struct vxerr *err)
+{
+	struct controller *c = xcalloc(1, sizeof(*c));
+	c->loop = loop;
+	c->cfg = opts->cfg;
+	c->cfg_path = opts->cfg_path ? xstrdup(opts->cfg_path) : NULL;
+	c->force = opts->force_first_sync;
+	c->stop_haproxy_on_exit = opts->stop_haproxy_on_exit;
+	srandom((unsigned)time_mono_ns());
+	ctl_metrics_init(&c->m);
+	build_services(c);
+	init_timers(c);
+	if (setup_data_plane(c, err) != 0)
+		goto fail;
+	if (c->cfg->controller.metrics && ctl_metrics_serve(c, c->cfg->controller.metrics, err) != 0)
+		goto fail;
+	if (ctl_registry_start(c, opts->etcd, err) != 0)
+		goto fail;
+	log_info("controller started", "mode=%s services=%zu runtime_socket=%s metrics=%s",
+		 c->cfg->haproxy.mode == HAP_MODE_MANAGED ? "managed" : "attach", c->n_svcs, log_q(c->runtime_socket),
+		 log_q(c->cfg->controller.metrics ? c->cfg->controller.metrics : "off"));
+	return c;
+fail:
+	ctl_free(c);
+	return NULL;
+}
+
+void ctl_reload_config(struct controller *c)
+{
+	if (!c->cfg_path) {
+		log_warn("configuration reload ignored", "reason=%s", log_q("no configuration file"));
+		return;
+	}
+	struct cfg_diags d;
+	cfg_diags_init(&d, 0);
+	struct vx_config *next = cfg_load(c->cfg_path, &d);
+	if (!next) {
+		log_error("configuration reload failed, keeping the running one", "file=%s errors=%zu",
+			  log_q(c->cfg_path), d.n_errors);
+		cfg_diags_print(&d, stderr);
+		cfg_diags_release(&d);
+		return;
+	}
+	cfg_diags_release(&d);
+	struct vxerr err;
+	if (c->cfg->haproxy.mode == HAP_MODE_MANAGED && !ctl_services_structurally_equal(c->cfg, next) &&
+	    ctl_managed_reload(c, next, &err) != 0) {
+		log_error("HAProxy reload failed, keeping the running configuration", "error=%s", log_q(err.msg));
+		cfg_free(next);
+		return;
+	}
+	struct vx_config *old = c->cfg;
+	c->cfg = next;
+	build_services(c);
+	ctl_registry_restart(c); /* the allow-lists may have changed */
+	cfg_free(old);
+	log_info("configuration reloaded", "file=%s services=%zu", log_q(c->cfg_path), c->n_svcs);
+	ctl_schedule_reconcile(c);
+}
+
+void ctl_force_sync(struct controller *c)
+{
+	log_warn("forced sync: the next reconcile ignores the panic threshold", "services=%zu", c->n_svcs);
+	c->force = true;
+	ctl_mark_all_dirty(c);
+	ctl_schedule_reconcile(c);
+}
+
+void ctl_stop(struct controller *c)
+{
+	c->stopping = true;
+	ev_timer_stop(c->loop, &c->reconcile_timer);
+	ev_timer_stop(c->loop, &c->followup_timer);
+	ev_timer_stop(c->loop, &c->periodic_timer);
+	ev_timer_stop(c->loop, &c->feedback_timer);
+	ctl_registry_stop(c);
+	httpd_free(c->httpd);
+	c->httpd = NULL;
+	ctl_metrics_release(&c->m);
+}
+
+const char *ctl_runtime_socket(const struct controller *c)
+{
+	return c->runtime_socket;
+}
+
+void ctl_free(struct controller *c)
+{
+	if (!c)
+		return;
+	if (!c->stopping)
+		ctl_stop(c);
+	ctl_rt_drop(c);
+	if (c->cfg->haproxy.mode == HAP_MODE_MANAGED)
+		ctl_managed_stop(c);
+	ctl_owned_free(c->owned);
+	for (size_t i = 0; i < c->n_svcs; i++)
+		free(c->svcs[i].mem);
+	free(c->svcs);
+	free(c->runtime_socket);
+	free(c->cfg_path);
+	cfg_free(c->cfg);
+	free(c);
+}

@@ -1,0 +1,82 @@
+/* Two periodic looks at HAProxy: its identity (a new pid or a smaller uptime means it restarted
+ * or reloaded and may have lost servers: reconcile everything), and its statistics, which feed
+ * back into weights so traffic shifts away from servers that are overwhelmed (DESIGN
+ * principle 7). */
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "controller/ctl_int.h"
+
+void ctl_check_ident(struct controller *c)
+{
+	struct hap_ident now;
+	struct vxerr err;
+	if (c->stopping || ctl_rt_ensure(c, &err) != 0 || hap_rt_ident(c->rt, &now, &err) != 0) {
+		ctl_rt_drop(c);
+		return;
+	}
+	if (c->have_ident && hap_ident_changed(&c->ident, &now)) {
+		log_warn("HAProxy restarted or reloaded, reconciling every service", "old_pid=%lld pid=%lld uptime_s=%lld",
+			 (long long)c->ident.pid, (long long)now.pid, (long long)now.uptime_sec);
+		ctl_mark_all_dirty(c);
+		ctl_schedule_reconcile(c);
+	}
+	c->ident = now;
+	c->have_ident = true;
+}
+
+static void sample_service(struct ctl_service *s, const struct hap_stats *stats)
+{
+	size_t n = 0;
+	struct ctl_sample *samples = xcalloc(stats->n ? stats->n : 1, sizeof(*samples));
+	struct ctl_feedback *fb = xcalloc(stats->n ? stats->n : 1, sizeof(*fb));
+	size_t *idx = xcalloc(stats->n ? stats->n : 1, sizeof(*idx)); /* into s->mem, which may move */
+	for (size_t i = 0; i < stats->n; i++) {
+		const struct hap_stat_row *r = &stats->rows[i];
+		if (r->type != HAP_STAT_SERVER || strcmp(r->status, "UP") != 0)
+			continue;
+		struct ctl_srv_mem *m = ctl_mem_get(s, r->svname, true);
+		samples[n] = (struct ctl_sample){
+			.requests = r->stot > 0 ? (uint64_t)r->stot : 0,
+			.errors = (uint64_t)(r->econ > 0 ? r->econ : 0) + (uint64_t)(r->eresp > 0 ? r->eresp : 0) +
+				  (uint64_t)(r->hrsp_5xx > 0 ? r->hrsp_5xx : 0),
+			.rtime_ms = r->rtime > 0 ? (int)r->rtime : 0,
+			.queue = r->qcur > 0 ? (int)r->qcur : 0,
+		};
+		fb[n] = m->fb;
+		idx[n++] = (size_t)(m - s->mem);
+	}
+	ctl_feedback_update(fb, samples, n);
+	for (size_t i = 0; i < n; i++)
+		s->mem[idx[i]].fb = fb[i];
+	free(samples);
+	free(fb);
+	free(idx);
+}
+
+void ctl_feedback_tick(struct controller *c)
+{
+	struct vxerr err;
+	if (!c->have_snapshot || c->stopping || ctl_rt_ensure(c, &err) != 0)
+		return;
+	for (size_t i = 0; i < c->n_svcs; i++) {
+		struct ctl_service *s = &c->svcs[i];
+		struct hap_cmd cmd;
+		struct hap_reply reply = { 0 };
+		struct hap_stats stats = { 0 };
+		if (s->be_id < 0)
+			continue;
+		hap_cmd_show_stat_id(&cmd, s->be_id, NULL);
+		if (hap_rt_exec(c->rt, &cmd, &reply, &err) != 0) {
+			ctl_rt_drop(c);
+			return;
+		}
+		if (hap_parse_stat(reply.text, reply.len, &stats, NULL) == 0)
+			sample_service(s, &stats);
+		hap_stats_release(&stats);
+		hap_replies_release(&reply, 1);
+		s->dirty = true;
+	}
+	ctl_schedule_reconcile(c);
+}

@@ -1,0 +1,133 @@
+/* The controller's private state, shared by its files: controller.c (lifecycle, timers),
+ * ctl_registry.c (snapshot + watch), ctl_reconcile.c (HAProxy side), ctl_managed.c (rendering,
+ * starting and reloading HAProxy), ctl_owned.c (attach-mode ownership), ctl_metrics.c. */
+#ifndef VX_CONTROLLER_CTL_INT_H
+#define VX_CONTROLLER_CTL_INT_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/metrics.h"
+#include "controller/controller.h"
+#include "controller/diff.h"
+#include "controller/weights.h"
+#include "haproxy/hap.h"
+#include "registry/etcd.h"
+#include "registry/reg.h"
+
+#define CTL_FOLLOWUP_US (200 * 1000) /* drains in progress and retried deletes are looked at again */
+#define CTL_BATCH_MAX 512            /* commands per pipelined write */
+
+/* What the controller remembers about one server between reconciles. */
+struct ctl_srv_mem {
+	char name[CTL_NAME_MAX];
+	int64_t drain_started_us;
+	struct ctl_feedback fb;
+};
+
+struct ctl_service {
+	char name[REG_SERVICE_MAX + 1];
+	const struct cfg_service *cfg; /* points into controller.cfg */
+	bool dirty;
+	int64_t dirty_since_us;        /* the oldest registry change not yet applied (0: none) */
+	struct ctl_srv_mem *mem;
+	size_t n_mem, cap_mem;
+	size_t held_back;              /* servers the panic threshold keeps */
+	bool panic;
+	int64_t be_id;                 /* HAProxy's id for the backend, -1 unknown */
+};
+
+struct ctl_owned; /* attach mode: servers this controller added */
+
+struct ctl_metrics {
+	struct metrics *reg;
+	struct metric_family *apply_seconds, *reconcile_seconds, *ops_total, *op_errors_total;
+	struct metric_family *rejected, *rejections_total, *staleness, *reloads_total, *resyncs_total;
+	struct metric_family *held_back, *servers, *revision;
+};
+
+struct controller {
+	struct ev_loop *loop;
+	struct vx_config *cfg;
+	char *cfg_path;
+	bool stop_haproxy_on_exit;
+	bool stopping;
+
+	/* registry */
+	struct etcd_client *etcd;
+	struct etcd_watch *watch;
+	struct reg_view *view;
+	struct reg_allow *allow; /* policy rows, one per configured service */
+	bool have_snapshot;
+	bool listing;
+	bool registry_up;
+	int64_t registry_down_since_us;
+	int64_t relist_backoff_us;
+	ev_timer relist_timer;
+
+	/* data plane */
+	char *runtime_socket;
+	struct hap_rt *rt;
+	bool have_ident;
+	struct hap_ident ident;
+	struct hap_proc proc;
+	bool managed_running;
+	struct ctl_owned *owned;
+	struct ctl_service *svcs;
+	size_t n_svcs;
+	bool force;
+	int64_t last_reconcile_end_us;
+	int64_t last_full_resync_us;
+	ev_timer reconcile_timer;
+	ev_timer periodic_timer; /* full resync and HAProxy identity */
+	ev_timer feedback_timer;
+	ev_timer followup_timer;
+
+	struct ctl_metrics m;
+	struct httpd *httpd;
+};
+
+/* controller.c */
+struct ctl_service *ctl_service_find(struct controller *c, const char *name);
+struct ctl_srv_mem *ctl_mem_get(struct ctl_service *s, const char *server, bool create);
+void ctl_mem_forget(struct ctl_service *s, const char *server);
+void ctl_mark_dirty(struct controller *c, const char *service, int64_t since_us);
+void ctl_mark_all_dirty(struct controller *c);
+void ctl_schedule_reconcile(struct controller *c);
+void ctl_schedule_followup(struct controller *c);
+
+/* ctl_registry.c */
+int ctl_registry_start(struct controller *c, const struct etcd_opts *opts, struct vxerr *err);
+void ctl_registry_stop(struct controller *c);
+void ctl_registry_set_policy(struct controller *c);
+void ctl_registry_restart(struct controller *c);
+double ctl_registry_staleness_s(const struct controller *c);
+
+/* ctl_reconcile.c */
+void ctl_reconcile_dirty(struct controller *c);
+int ctl_rt_ensure(struct controller *c, struct vxerr *err);
+void ctl_rt_drop(struct controller *c);
+void ctl_feedback_tick(struct controller *c);
+void ctl_check_ident(struct controller *c);
+
+/* ctl_managed.c */
+int ctl_managed_start(struct controller *c, struct vxerr *err);
+int ctl_managed_reload(struct controller *c, const struct vx_config *next, struct vxerr *err);
+bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_config *b);
+void ctl_managed_stop(struct controller *c);
+
+/* ctl_owned.c */
+struct ctl_owned *ctl_owned_load(const char *state_dir, struct vxerr *err);
+bool ctl_owned_has(const struct ctl_owned *o, const char *backend, const char *server);
+void ctl_owned_set(struct ctl_owned *o, const char *backend, const char *server, bool owned);
+int ctl_owned_save(struct ctl_owned *o, struct vxerr *err);
+void ctl_owned_free(struct ctl_owned *o);
+
+/* ctl_metrics.c */
+void ctl_metrics_init(struct ctl_metrics *m);
+void ctl_metrics_release(struct ctl_metrics *m);
+int ctl_metrics_serve(struct controller *c, const char *hostport, struct vxerr *err);
+void ctl_metrics_refresh(struct controller *c);
+
+#endif

@@ -1,0 +1,282 @@
+/* Managed mode: the controller renders haproxy.cfg from the Veltrix configuration, validates it
+ * with `haproxy -c`, starts HAProxy in master-worker mode (or adopts the one a previous
+ * controller started), and reloads it through the master socket only when a service itself
+ * changes (DESIGN principle 5). Every rendering carries the servers HAProxy holds at that moment,
+ * with their weights and states, so a reload loses nothing. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "controller/ctl_int.h"
+
+#define RENDER_MAX (64u << 20)
+#define PROC_TIMEOUT_US (15 * USEC_PER_SEC)
+
+static int mkdir_p(const char *path, struct vxerr *err)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return vxerr_set(err, "state directory path too long: %s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return vxerr_set(err, "cannot create %s: %s", tmp, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return vxerr_set(err, "cannot create %s: %s", tmp, strerror(errno));
+	return 0;
+}
+
+static char *state_path(const struct controller *c, const char *name)
+{
+	return xasprintf("%s/%s", c->cfg->haproxy.state_dir, name);
+}
+
+/* Writes text to path through a temporary file and a rename: HAProxy never reads half a file. */
+static int write_atomic(const char *path, const char *text, size_t len, struct vxerr *err)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	int r = -1;
+	if (!f) {
+		vxerr_set(err, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	bool ok = fwrite(text, 1, len, f) == len;
+	ok = (fclose(f) == 0) && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		vxerr_set(err, "cannot write %s: %s", path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	r = 0;
+out:
+	free(tmp);
+	return r;
+}
+
+/* The servers HAProxy holds now, grouped per backend, for the next rendering. */
+struct pools {
+	struct hap_pool *pools;
+	struct hap_server *servers;
+	size_t n_pools;
+};
+
+static void pools_release(struct pools *p)
+{
+	free(p->pools);
+	free(p->servers);
+	memset(p, 0, sizeof(*p));
+}
+
+static int pools_read(struct controller *c, const struct vx_config *cfg, struct pools *out, struct vxerr *err)
+{
+	struct hap_cmd cmds[2];
+	struct hap_reply replies[2] = { { 0 } };
+	struct hap_servers_state st = { 0 };
+	struct hap_stats stats = { 0 };
+	int r = -1;
+	hap_cmd_show_servers_state(&cmds[0], NULL, NULL);
+	hap_cmd_show_stat(&cmds[1], NULL, NULL);
+	if (ctl_rt_ensure(c, err) != 0 || hap_rt_batch(c->rt, cmds, 2, replies, err) != 0 ||
+	    hap_parse_servers_state(replies[0].text, replies[0].len, &st, err) != 0 ||
+	    hap_parse_stat(replies[1].text, replies[1].len, &stats, err) != 0)
+		goto out;
+	out->servers = xcalloc(st.n ? st.n : 1, sizeof(*out->servers));
+	out->pools = xcalloc(cfg->n_services ? cfg->n_services : 1, sizeof(*out->pools));
+	size_t k = 0;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const char *be = cfg->services[i].name;
+		struct hap_pool *pool = &out->pools[out->n_pools++];
+		pool->backend = be;
+		pool->servers = &out->servers[k];
+		for (size_t j = 0; j < st.n; j++) {
+			const struct hap_srv_state *row = &st.rows[j];
+			if (strcmp(row->backend, be) != 0)
+				continue;
+			struct hap_server *s = &out->servers[k++];
+			snprintf(s->name, sizeof(s->name), "%s", row->name);
+			snprintf(s->addr, sizeof(s->addr), "%s", row->addr);
+			s->port = (uint16_t)(row->port > 0 && row->port <= 65535 ? row->port : 0);
+			s->weight = (int)(row->uweight >= 0 ? row->uweight : 1);
+			s->admin = hap_admin_from_bits(row->admin_state);
+			const struct hap_stat_row *sr = hap_stats_find(&stats, be, row->name);
+			s->maxconn = sr && sr->slim > 0 ? sr->slim : 0;
+			pool->n++;
+		}
+	}
+	r = 0;
+out:
+	hap_replies_release(replies, 2);
+	hap_servers_state_release(&st);
+	hap_stats_release(&stats);
+	return r;
+}
+
+static int render(const struct vx_config *cfg, const char *state_file, const struct pools *p, struct buf *out,
+		  struct vxerr *err)
+{
+	struct hap_render_opts o = { .state_file = state_file, .pools = p ? p->pools : NULL,
+				     .n_pools = p ? p->n_pools : 0 };
+	buf_init(out, RENDER_MAX);
+	return hap_render(cfg, &o, out, err);
+}
+
+/* The rendering without servers: what decides whether a reload is needed. */
+static char *skeleton(const struct vx_config *cfg)
+{
+	struct buf b;
+	if (render(cfg, NULL, NULL, &b, NULL) != 0) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b, NULL);
+}
+
+/* True when the HAProxy we adopted was started from this configuration's structure. */
+static bool skeleton_matches(struct controller *c)
+{
+	char *path = state_path(c, "haproxy.skeleton"), *want = skeleton(c->cfg);
+	bool same = false;
+	FILE *f = fopen(path, "r");
+	if (f && want) {
+		struct buf have = BUF_INIT(RENDER_MAX);
+		char chunk[8192];
+		size_t n;
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && buf_append(&have, chunk, n) == 0)
+			;
+		same = have.data && strcmp(have.data, want) == 0;
+		buf_release(&have);
+	}
+	if (f)
+		fclose(f);
+	free(path);
+	free(want);
+	return same;
+}
+
+bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_config *b)
+{
+	struct buf ra, rb;
+	bool same = render(a, NULL, NULL, &ra, NULL) == 0 && render(b, NULL, NULL, &rb, NULL) == 0 &&
+		    ra.len == rb.len && memcmp(ra.data, rb.data, ra.len) == 0;
+	buf_release(&ra);
+	buf_release(&rb);
+	return same;
+}
+
+/* Renders cfg with the given pools, validates it, and puts it in place. */
+static int install_config(struct controller *c, const struct vx_config *cfg, const struct pools *p,
+			  struct vxerr *err)
+{
+	char *cfg_path = state_path(c, "haproxy.cfg"), *state_file = state_path(c, "haproxy.state");
+	char *candidate = state_path(c, "haproxy.cfg.new"), *skel_path = state_path(c, "haproxy.skeleton");
+	char *skel = NULL;
+	struct buf text = BUF_INIT(RENDER_MAX);
+	int r = -1;
+	if (render(cfg, state_file, p, &text, err) != 0 || write_atomic(candidate, text.data, text.len, err) != 0)
+		goto out;
+	if (hap_config_check(cfg->haproxy.binary, candidate, PROC_TIMEOUT_US, NULL, err) != 0) {
+		vxerr_prefix(err, "rendered configuration %s rejected by haproxy -c: ", candidate);
+		goto out;
+	}
+	if (rename(candidate, cfg_path) != 0) {
+		vxerr_set(err, "cannot install %s: %s", cfg_path, strerror(errno));
+		goto out;
+	}
+	skel = skeleton(cfg);
+	if (!skel || write_atomic(skel_path, skel, strlen(skel), err) != 0)
+		goto out;
+	r = 0;
+out:
+	free(skel);
+	free(skel_path);
+	buf_release(&text);
+	free(cfg_path);
+	free(state_file);
+	free(candidate);
+	return r;
+}
+
+static void proc_opts(struct controller *c, struct hap_proc_opts *o, char **paths)
+{
+	paths[0] = state_path(c, "haproxy.cfg");
+	paths[1] = state_path(c, "haproxy.log");
+	paths[2] = state_path(c, "haproxy.state");
+	*o = (struct hap_proc_opts){
+		.binary = c->cfg->haproxy.binary, .cfg_path = paths[0], .master_socket = c->cfg->haproxy.master_socket,
+		.runtime_socket = c->cfg->haproxy.runtime_socket, .log_path = paths[1], .state_file = paths[2],
+		.timeout_us = PROC_TIMEOUT_US, .die_with_parent = c->stop_haproxy_on_exit,
+	};
+}
+
+int ctl_managed_start(struct controller *c, struct vxerr *err)
+{
+	struct hap_proc_opts o;
+	char *paths[3] = { 0 };
+	int r = -1;
+	if (mkdir_p(c->cfg->haproxy.state_dir, err) != 0)
+		return -1;
+	proc_opts(c, &o, paths);
+	struct vxerr adopt_err;
+	if (hap_proc_adopt(&c->proc, &o, &adopt_err) == 0) {
+		log_info("adopted the running HAProxy", "master_pid=%d worker_pid=%lld", (int)c->proc.master_pid,
+			 (long long)c->proc.worker_pid);
+		c->managed_running = true;
+		/* It may run an older rendering: bring it to this configuration, keeping its servers.
+		 * When the structure is the same, no reload: a reload closes idle client connections. */
+		r = skeleton_matches(c) ? 0 : ctl_managed_reload(c, c->cfg, err);
+		goto out;
+	}
+	if (install_config(c, c->cfg, NULL, err) != 0 || hap_proc_start(&c->proc, &o, err) != 0)
+		goto out;
+	c->managed_running = true;
+	log_info("HAProxy started", "master_pid=%d worker_pid=%lld config=%s", (int)c->proc.master_pid,
+		 (long long)c->proc.worker_pid, log_q(paths[0]));
+	r = 0;
+out:
+	for (int i = 0; i < 3; i++)
+		free(paths[i]);
+	return r;
+}
+
+int ctl_managed_reload(struct controller *c, const struct vx_config *next, struct vxerr *err)
+{
+	struct pools p = { 0 };
+	int r = -1;
+	if (pools_read(c, next, &p, err) != 0) {
+		vxerr_prefix(err, "reading the servers to carry over: ");
+		goto out;
+	}
+	if (install_config(c, next, &p, err) != 0 || hap_proc_reload(&c->proc, err) != 0)
+		goto out;
+	metric_add(c->m.reloads_total, 1, NULL);
+	log_info("HAProxy reloaded", "worker_pid=%lld services=%zu", (long long)c->proc.worker_pid, next->n_services);
+	ctl_rt_drop(c);
+	ctl_mark_all_dirty(c);
+	r = 0;
+out:
+	pools_release(&p);
+	return r;
+}
+
+void ctl_managed_stop(struct controller *c)
+{
+	if (!c->managed_running)
+		return;
+	if (c->stop_haproxy_on_exit) {
+		hap_proc_stop(&c->proc, 5 * USEC_PER_SEC);
+		log_info("HAProxy stopped", "master_pid=%d", (int)c->proc.master_pid);
+	}
+	hap_proc_release(&c->proc);
+	c->managed_running = false;
+}
