@@ -56,5 +56,9 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...) __attri
 /* Handlers, one file each under src/cli/. */
 int cmd_help(const struct cli_command *cmd, int argc, char **argv);
 int cmd_version(const struct cli_command *cmd, int argc, char **argv);
+int cmd_load(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_load_opts[];
+int cmd_testserver(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_testserver_opts[];
 
 #endif
