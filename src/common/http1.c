@@ -552,8 +552,17 @@ enum http1_ev http1_req_feed(struct http1_req *r, const char *p, size_t n, size_
 	if (m->state != ST_HEAD)
 		return body_feed(m, p, n, used, body);
 	/* Clients may send stray blank lines between requests (RFC 9112 section 2.2). */
-	while (m->scanned == 0 && *used < n && (p[*used] == '\n' || (p[*used] == '\r' && *used + 1 < n && p[*used + 1] == '\n')))
-		*used += p[*used] == '\n' ? 1 : 2;
+	while (m->scanned == 0 && *used < n) {
+		if (p[*used] == '\n') {
+			*used += 1;
+		} else if (p[*used] == '\r' && *used + 1 >= n) {
+			return HTTP1_AGAIN; /* a CR alone: wait for what follows */
+		} else if (p[*used] == '\r' && p[*used + 1] == '\n') {
+			*used += 2;
+		} else {
+			break;
+		}
+	}
 	size_t hlen = 0;
 	if (find_head(m, p + *used, n - *used, &hlen) == HTTP1_ERROR)
 		return HTTP1_ERROR;

@@ -10,7 +10,7 @@
 static int parse_rate(const char *s, size_t n, double *out)
 {
 	char tmp[32];
-	if (n == 0 || n >= sizeof(tmp))
+	if (n == 0 || n >= sizeof(tmp) || s[0] < '0' || s[0] > '9' || s[n - 1] < '0' || s[n - 1] > '9')
 		return -1;
 	memcpy(tmp, s, n);
 	tmp[n] = '\0';

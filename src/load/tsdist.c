@@ -111,7 +111,7 @@ int ts_query_parse(const char *q, size_t n, struct ts_change *out, struct vxerr 
 	size_t i = 0;
 	if (n == 0)
 		return vxerr_set(err, "nothing to set (service_time, fail_rate, capacity)");
-	while (i < n) {
+	for (;;) {
 		const char *amp = memchr(q + i, '&', n - i);
 		size_t end = amp ? (size_t)(amp - q) : n;
 		const char *eq = memchr(q + i, '=', end - i);
@@ -123,6 +123,8 @@ int ts_query_parse(const char *q, size_t n, struct ts_change *out, struct vxerr 
 		v[vl] = '\0';
 		if (apply_pair(q + i, (size_t)(eq - q) - i, v, &c, err) != 0)
 			return -1;
+		if (!amp)
+			break;
 		i = end + 1;
 	}
 	*out = c;
