@@ -33,7 +33,8 @@
 #define ACCEPT_BATCH 64
 #define QUERY_MAX 256
 
-enum { S_READ, S_QUEUED, S_SERVING };
+/* S_GRANTED: a slot was handed to the queued request; its thread has yet to start it. */
+enum { S_READ, S_QUEUED, S_GRANTED, S_SERVING };
 enum route { R_WORK, R_HEALTHZ, R_STATS, R_SET, R_CONTROL_UNKNOWN };
 enum canned { K_OK, K_FAIL, K_BUSY, K_COUNT };
 
@@ -71,7 +72,7 @@ struct ts_thread {
 	ev_async wake;
 	int lfd;
 	struct ts_conn *conns;
-	struct ts_conn *qhead, *qtail;
+	struct ts_conn *ready; /* granted requests to start (under the server's q_mu) */
 	uint64_t rng;
 	struct ts_dist service;
 	double fail_rate;
@@ -97,6 +98,10 @@ struct ts_server {
 	atomic_ullong served, failed, rejected, healthz;
 	atomic_int capacity;
 	atomic_uint gen;
+	/* One FIFO for the whole server, so that no thread's waiting requests starve; it is only
+	 * touched at capacity, and the fast path (a free slot, nobody waiting) takes no lock. */
+	pthread_mutex_t q_mu;
+	struct ts_conn *qhead, *qtail;
 	pthread_mutex_t cfg_mu;
 	struct ts_dist service;
 	double fail_rate;
@@ -114,14 +119,47 @@ static bool try_acquire(struct ts_server *s)
 	return false;
 }
 
-static void release_slot(struct ts_thread *t)
+/* Under q_mu: the oldest waiting request gets a slot that is already counted in in_flight. */
+static void grant_head(struct ts_server *s)
 {
-	struct ts_server *s = t->srv;
+	struct ts_conn *c = s->qhead;
+	s->qhead = c->qnext;
+	if (!s->qhead)
+		s->qtail = NULL;
+	atomic_fetch_sub(&s->queued, 1);
+	c->state = S_GRANTED;
+	c->qnext = c->t->ready;
+	c->t->ready = c;
+	ev_async_send(c->t->loop, &c->t->wake);
+}
+
+/* Under q_mu: hands free slots to waiting requests. */
+static void grant_free_slots(struct ts_server *s)
+{
+	while (s->qhead && try_acquire(s))
+		grant_head(s);
+}
+
+/* A finished request's slot goes to the oldest waiting request, else back to the pool. The
+ * second look at `queued` closes the race with a request that queued while the slot was being
+ * returned (handle_work counts itself in `queued` before it tries for a slot again). */
+static void release_slot(struct ts_server *s)
+{
+	if (atomic_load(&s->queued) > 0) {
+		pthread_mutex_lock(&s->q_mu);
+		bool handed = s->qhead != NULL;
+		if (handed)
+			grant_head(s);
+		pthread_mutex_unlock(&s->q_mu);
+		if (handed)
+			return;
+	}
 	atomic_fetch_sub(&s->in_flight, 1);
-	if (atomic_load(&s->queued) > 0 && !t->qhead)
-		for (int i = 0; i < s->nthreads; i++)
-			if (s->threads[i] != t)
-				ev_async_send(s->threads[i]->loop, &s->threads[i]->wake);
+	if (atomic_load(&s->queued) > 0) {
+		pthread_mutex_lock(&s->q_mu);
+		grant_free_slots(s);
+		pthread_mutex_unlock(&s->q_mu);
+	}
 }
 
 /* ---- output ---- */
@@ -291,7 +329,7 @@ static void finish_service(struct ts_conn *c)
 	if (fail)
 		atomic_fetch_add(&s->failed, 1);
 	c->state = S_READ;
-	release_slot(t);
+	release_slot(s);
 	send_canned(c, fail ? K_FAIL : K_OK);
 }
 
@@ -310,24 +348,26 @@ static void start_service(struct ts_conn *c, bool inline_ok)
 	ev_timer_start(t->loop, &c->timer);
 }
 
-static void drain_queue(struct ts_thread *t)
+/* Starts the requests other threads (or this one) granted a slot to. */
+static void start_granted(struct ts_thread *t)
 {
-	while (t->qhead && try_acquire(t->srv)) {
-		struct ts_conn *c = t->qhead;
-		t->qhead = c->qnext;
-		if (!t->qhead)
-			t->qtail = NULL;
+	pthread_mutex_lock(&t->srv->q_mu);
+	grant_free_slots(t->srv); /* the capacity may have grown */
+	struct ts_conn *list = t->ready;
+	t->ready = NULL;
+	pthread_mutex_unlock(&t->srv->q_mu);
+	while (list) {
+		struct ts_conn *c = list;
+		list = c->qnext;
 		c->qnext = NULL;
-		atomic_fetch_sub(&t->srv->queued, 1);
 		start_service(c, false);
 	}
 }
 
 static void handle_work(struct ts_conn *c)
 {
-	struct ts_thread *t = c->t;
-	struct ts_server *s = t->srv;
-	if (!t->qhead && try_acquire(s)) {
+	struct ts_server *s = c->t->srv;
+	if (atomic_load(&s->queued) == 0 && try_acquire(s)) {
 		start_service(c, true);
 		return;
 	}
@@ -336,15 +376,17 @@ static void handle_work(struct ts_conn *c)
 		send_canned(c, K_BUSY);
 		return;
 	}
+	pthread_mutex_lock(&s->q_mu);
 	c->state = S_QUEUED;
 	c->qnext = NULL;
-	if (t->qtail)
-		t->qtail->qnext = c;
+	if (s->qtail)
+		s->qtail->qnext = c;
 	else
-		t->qhead = c;
-	t->qtail = c;
+		s->qhead = c;
+	s->qtail = c;
 	atomic_fetch_add(&s->queued, 1);
-	drain_queue(t);
+	grant_free_slots(s); /* a slot may have been freed since try_acquire failed */
+	pthread_mutex_unlock(&s->q_mu);
 }
 
 static void handle(struct ts_conn *c)
@@ -426,24 +468,36 @@ static void update_io(struct ts_conn *c)
 	}
 }
 
+/* Removes c from a singly linked list through qnext; returns whether it was there. */
+static bool unlink_q(struct ts_conn **head, struct ts_conn **tail, struct ts_conn *c)
+{
+	struct ts_conn *prev = NULL;
+	for (struct ts_conn **pp = head; *pp; prev = *pp, pp = &(*pp)->qnext) {
+		if (*pp == c) {
+			*pp = c->qnext;
+			if (tail && *tail == c)
+				*tail = prev;
+			return true;
+		}
+	}
+	return false;
+}
+
 static void conn_free(struct ts_conn *c)
 {
 	struct ts_thread *t = c->t;
-	bool was_serving = c->state == S_SERVING;
-	if (c->state == S_QUEUED) {
-		struct ts_conn **pp = &t->qhead, *prev = NULL;
-		while (*pp && *pp != c) {
-			prev = *pp;
-			pp = &(*pp)->qnext;
-		}
-		if (*pp)
-			*pp = c->qnext;
-		if (t->qtail == c)
-			t->qtail = prev;
-		atomic_fetch_sub(&t->srv->queued, 1);
+	struct ts_server *s = t->srv;
+	if (c->state == S_QUEUED || c->state == S_GRANTED) {
+		pthread_mutex_lock(&s->q_mu);
+		if (c->state == S_QUEUED && unlink_q(&s->qhead, &s->qtail, c))
+			atomic_fetch_sub(&s->queued, 1);
+		bool granted = c->state == S_GRANTED && unlink_q(&t->ready, NULL, c);
+		pthread_mutex_unlock(&s->q_mu);
+		if (granted)
+			release_slot(s);
 	} else if (c->state == S_SERVING) {
 		ev_timer_stop(t->loop, &c->timer);
-		release_slot(t);
+		release_slot(s);
 	}
 	ev_io_stop(t->loop, &c->io);
 	close(c->fd);
@@ -457,8 +511,6 @@ static void conn_free(struct ts_conn *c)
 	buf_release(&c->out);
 	free(c);
 	atomic_fetch_sub(&t->srv->connections, 1);
-	if (was_serving)
-		drain_queue(t);
 }
 
 static bool idle(const struct ts_conn *c)
@@ -512,7 +564,6 @@ static void on_service_done(struct ev_loop *loop, ev_timer *tm, int revents)
 	finish_service(c);
 	if (c->in.len > 0)
 		conn_input(c, NULL, 0);
-	drain_queue(c->t);
 	conn_settle(c);
 }
 
@@ -617,9 +668,9 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 	(void)loop;
 	(void)revents;
 	struct ts_thread *t = a->data;
+	start_granted(t);
 	if (atomic_load(&t->srv->stopping))
 		begin_drain(t);
-	drain_queue(t);
 }
 
 static void *thread_main(void *arg)
@@ -754,6 +805,7 @@ struct ts_server *ts_server_new(const struct ts_opts *o, struct vxerr *err)
 	s->fail_rate = o->fail_rate;
 	atomic_init(&s->capacity, o->capacity);
 	pthread_mutex_init(&s->cfg_mu, NULL);
+	pthread_mutex_init(&s->q_mu, NULL);
 	render_canned(s);
 	s->threads = xcalloc((size_t)o->threads, sizeof(*s->threads));
 	uint16_t port = o->port;
@@ -861,5 +913,6 @@ void ts_server_free(struct ts_server *s)
 			buf_release(&s->canned[i][close].b);
 	free(s->threads);
 	pthread_mutex_destroy(&s->cfg_mu);
+	pthread_mutex_destroy(&s->q_mu);
 	free(s);
 }
