@@ -49,28 +49,21 @@ static int parse_limit(const char *v, struct load_slo_term *t, struct vxerr *err
 {
 	char why[128];
 	int64_t us;
-	switch (t->metric) {
-	case LOAD_SLO_LATENCY:
-	case LOAD_SLO_MEAN:
+	if (t->metric == LOAD_SLO_LATENCY || t->metric == LOAD_SLO_MEAN) {
 		if (dur_parse(v, &us, why, sizeof(why)) != 0)
 			return vxerr_set(err, "'%s': %s (latency limits need a unit, as in 50ms)", t->text, why);
 		t->limit = (double)us;
 		return 0;
-	case LOAD_SLO_ERROR_COUNT:
-		if (strchr(v, '%')) {
-			t->metric = LOAD_SLO_ERROR_RATE;
-			if (parse_percent(v, &t->limit) != 0)
-				return vxerr_set(err, "'%s': '%s' is not a percentage from 0%% to 100%%", t->text, v);
-			return 0;
-		}
-		/* fallthrough */
-	case LOAD_SLO_ERROR_RATE:
-	case LOAD_SLO_RPS:
-		if (parse_double(v, 0, 1e12, &t->limit) != 0)
-			return vxerr_set(err, "'%s': '%s' is not a number", t->text, v);
+	}
+	if (t->metric == LOAD_SLO_ERROR_COUNT && strchr(v, '%')) {
+		t->metric = LOAD_SLO_ERROR_RATE;
+		if (parse_percent(v, &t->limit) != 0)
+			return vxerr_set(err, "'%s': '%s' is not a percentage from 0%% to 100%%", t->text, v);
 		return 0;
 	}
-	return -1;
+	if (parse_double(v, 0, 1e12, &t->limit) != 0)
+		return vxerr_set(err, "'%s': '%s' is not a number", t->text, v);
+	return 0;
 }
 
 static int parse_term(const char *s, size_t n, struct load_slo_term *t, struct vxerr *err)
