@@ -218,17 +218,15 @@ static int report(const struct load_result *r, const struct load_cli *lc)
 	bool json_stdout = lc->json_path && strcmp(lc->json_path, "-") == 0;
 	fputs(b.data ? b.data : "", json_stdout ? stderr : stdout);
 	buf_release(&b);
-	int rc = EXIT_OK;
-	if (lc->json_path && write_json(r, lc) != 0)
-		rc = EXIT_ENV;
+	bool json_ok = !lc->json_path || write_json(r, lc) == 0;
 	char why[512];
 	if (!load_result_valid(r, why, sizeof(why))) {
 		log_error("the run is invalid", "reason=%s", log_q(why));
 		return EXIT_ENV;
 	}
-	if (lc->has_slo && !load_slo_check(&lc->slo, r, NULL))
-		return EXIT_FAILED;
-	return rc;
+	if (!json_ok)
+		return EXIT_ENV;
+	return lc->has_slo && !load_slo_check(&lc->slo, r, NULL) ? EXIT_FAILED : EXIT_OK;
 }
 
 static int run_load(struct load_cli *lc)
