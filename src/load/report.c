@@ -273,7 +273,10 @@ void load_result_text(const struct load_result *r, const char *url, const struct
 {
 	const struct load_counts *c = &r->counts;
 	char dur[32];
-	dur_format(r->duration_us, dur, sizeof(dur));
+	if (r->duration_us % USEC_PER_MS == 0)
+		dur_format(r->duration_us, dur, sizeof(dur));
+	else
+		snprintf(dur, sizeof(dur), "%.3fs", (double)r->duration_us / 1e6);
 	buf_printf(b, "veltrix load %s: %s loop, %d connections, %d threads, %s%s\n", url ? url : "",
 		   r->open_loop ? "open" : "closed", r->connections, r->threads, dur,
 		   r->stopped_early ? " (stopped early)" : "");

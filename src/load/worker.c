@@ -442,8 +442,11 @@ static void on_send_timer(struct ev_loop *loop, ev_io *io, int revents)
 	dispatch_due(w, time_mono_us(), true);
 }
 
+/* libev timers count from the loop's cached time, which may be old (at the first arming, it
+ * is when the loop was created): refresh it, or the timer fires early by that much. */
 static void arm_at(struct worker *w, ev_timer *t, int64_t at_us)
 {
+	ev_now_update(w->loop);
 	int64_t delay = at_us - time_mono_us();
 	ev_timer_stop(w->loop, t);
 	ev_timer_set(t, delay > 0 ? (double)delay / 1e6 : 0, 0);
@@ -455,6 +458,11 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	struct worker *w = t->data;
+	int64_t boundary = w->run->t0_us + (w->second + 1) * USEC_PER_SEC;
+	if (time_mono_us() < boundary) { /* early by a rounding: wait for the second to end */
+		arm_at(w, &w->tick_timer, boundary);
+		return;
+	}
 	load_run_publish(w->run, w->second, &w->sec, &w->sec_lat);
 	memset(&w->sec, 0, sizeof(w->sec));
 	hist_init(&w->sec_lat);
@@ -498,9 +506,7 @@ static void begin_end(struct worker *w, int64_t now)
 		finish(w);
 		return;
 	}
-	ev_timer_stop(w->loop, &w->end_timer);
-	ev_timer_set(&w->end_timer, (double)w->run->spec.grace_us / 1e6, 0);
-	ev_timer_start(w->loop, &w->end_timer);
+	arm_at(w, &w->end_timer, now + w->run->spec.grace_us);
 }
 
 static void on_end_timer(struct ev_loop *loop, ev_timer *t, int revents)
@@ -508,10 +514,13 @@ static void on_end_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	struct worker *w = t->data;
+	int64_t now = time_mono_us(), end = w->run->t0_us + w->run->window_us;
 	if (w->ending)
 		finish(w);
+	else if (now < end) /* early by a rounding: requests are still due */
+		arm_at(w, &w->end_timer, end);
 	else
-		begin_end(w, time_mono_us());
+		begin_end(w, now);
 }
 
 static void apply_rate(struct worker *w, int64_t now)
