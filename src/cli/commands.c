@@ -24,5 +24,20 @@ const struct cli_command cli_commands[] = {
 	  "panic threshold, SIGTERM/SIGINT stop the controller (HAProxy keeps serving).\n"
 	  "Metrics: GET /metrics and /healthz on controller.metrics (docs/controller.md).",
 	  cmd_controller_opts, cmd_controller },
+	{ "load", "[options] URL", "HTTP/1.1 load: open loop (-R, --ramp) or closed loop, honest latency, SLO exit codes",
+	  "Open loop (-R or --ramp): requests fall due at the given rate whatever the server does; latency\n"
+	  "counts from when a request was due (corrected for coordinated omission), and the uncorrected\n"
+	  "latency is shown beside it. Without -R: closed loop, each connection as fast as it is answered.\n"
+	  "--ramp: '1000:10s,2000:10s' (steps) or '0..5000:30s' (linear), mixed freely.\n"
+	  "--slo: 'p99<50ms,p99.9<200ms,mean<5ms,max<1s,errors<0.1%,errors<10,rps>=1000'.\n"
+	  "Exit codes: 0 ok, 1 an SLO failed, 2 usage, 3 the generator could not deliver the load\n"
+	  "(ephemeral ports or file descriptors ran out, or its own loop fell behind). See docs/load.md.",
+	  cmd_load_opts, cmd_load },
+	{ "testserver", "--port P [options]", "an HTTP test backend with a set capacity, service time and failure rate",
+	  "Serves at most --capacity requests at once, each taking --service-time (5ms, exp:5ms,\n"
+	  "uniform:2ms-8ms); beyond that it queues (latency grows) or rejects with 503. GET /healthz is\n"
+	  "always 200. GET /_testserver/stats and POST /_testserver/set?service_time=..&fail_rate=..\n"
+	  "(loopback clients only) observe and steer it. SIGTERM: stop accepting, finish, exit 0.",
+	  cmd_testserver_opts, cmd_testserver },
 	{ NULL, NULL, NULL, NULL, NULL, NULL },
 };
