@@ -149,6 +149,8 @@ static void list_finish(struct list_state *st, struct etcd_resp *r)
 /* Moves a page's kvs into the listing. */
 static void list_take(struct list_state *st, struct etcd_resp *r)
 {
+	if (r->n_kvs == 0)
+		return;
 	st->kvs = xgrow(st->kvs, sizeof(*st->kvs), &st->cap_kvs, st->n_kvs + r->n_kvs);
 	memcpy(st->kvs + st->n_kvs, r->kvs, r->n_kvs * sizeof(*r->kvs));
 	st->n_kvs += r->n_kvs;
