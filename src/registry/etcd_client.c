@@ -424,7 +424,11 @@ enum etcd_code etcd_xfer_why(struct etcd_xfer *x, CURLcode rc, char *out, size_t
 	case CURLE_PARTIAL_FILE:
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
-		snprintf(out, cap, "connection lost mid-answer: %s", detail);
+		/* with TLS 1.3 a refused client certificate only shows on the first read */
+		if (strstr(detail, "alert bad certificate") || strstr(detail, "alert certificate required"))
+			snprintf(out, cap, "TLS: the server refused our client certificate: %s", detail);
+		else
+			snprintf(out, cap, "connection lost mid-answer: %s", detail);
 		return ETCD_UNAVAILABLE;
 	default:
 		break;
