@@ -317,7 +317,7 @@ static void test_watch_round_trip(void **state)
 	struct etcd_watch_req req = { .key = "/t4/", .prefix = true, .prev_kv = true };
 	fw.w = etcd_watch_start(c, &req, &cbs, &err);
 	assert_non_null(fw.w);
-	fxc_run_for(c, 300); /* let the watch be created before the changes */
+	fxc_watch_ready(c, &fw);
 	put_str(c, "/t4/a", "1");
 	put_str(c, "/t4/a", "2");
 	put_str(c, "/t40", "not in the prefix");
@@ -486,14 +486,14 @@ static void test_watch_resumes_after_kill_and_stop(void **state)
 	fxc_watch_cbs(&fw, &cbs);
 	struct etcd_watch_req req = { .key = "/t6/", .prefix = true };
 	fw.w = etcd_watch_start(c, &req, &cbs, &err);
-	fxc_run_for(c, 300);
+	fxc_watch_ready(c, &fw);
 	put_range(c, "/t6/", 0, 10);
 	struct fxc_watch_wait ww = { &fw, 10 };
 	assert_true(fxc_run_until(c, fxc_has_events, &ww, 5000));
 
 	fx_etcd_kill(&e);
-	fxc_run_for(c, 200);
-	assert_int_equal(fw.downs, 1);
+	struct fxc_watch_wait down = { &fw, 1 };
+	assert_true(fxc_run_until(c, fxc_has_downs, &down, 5000));
 	fx_etcd_restart(&e);
 	put_range(c, "/t6/", 10, 20); /* most land before the watch is back */
 	ww.n = 20;
@@ -501,8 +501,8 @@ static void test_watch_resumes_after_kill_and_stop(void **state)
 
 	/* a clean stop: etcd's last message ("transport is closing") has no newline */
 	fx_etcd_stop(&e);
-	fxc_run_for(c, 200);
-	assert_int_equal(fw.downs, 2);
+	down.n = 2;
+	assert_true(fxc_run_until(c, fxc_has_downs, &down, 5000));
 	fx_etcd_restart(&e);
 	put_range(c, "/t6/", 20, 30);
 	ww.n = 30;
@@ -532,15 +532,15 @@ static void test_watch_compacted_while_disconnected(void **state)
 	fxc_watch_cbs(&fw, &cbs);
 	struct etcd_watch_req req = { .key = "/t5/", .prefix = true };
 	fw.w = etcd_watch_start(c, &req, &cbs, &err);
-	fxc_run_for(c, 300);
+	fxc_watch_ready(c, &fw);
 	put_str(direct, "/t5/a", "1");
 	struct fxc_watch_wait ww = { &fw, 1 };
 	assert_true(fxc_run_until(c, fxc_has_events, &ww, 5000));
 
 	fx_proxy_refuse(px, true);
 	fx_proxy_cut(px);
-	fxc_run_for(c, 100);
-	assert_int_equal(fw.downs, 1);
+	struct fxc_watch_wait down = { &fw, 1 };
+	assert_true(fxc_run_until(c, fxc_has_downs, &down, 5000));
 	put_str(direct, "/t5/a", "2");
 	put_str(direct, "/t5/b", "3");
 	struct etcd_resp r;
@@ -575,6 +575,7 @@ static void test_watch_stall_and_wedged_member(void **state)
 	fxc_watch_cbs(&fw, &cbs);
 	struct etcd_watch_req req = { .key = "/t7/", .prefix = true };
 	fw.w = etcd_watch_start(c, &req, &cbs, &err);
+	fxc_watch_ready(c, &fw);
 	fxc_run_for(c, 2500); /* idle for 2.5 stall windows: probes find nothing, no resync */
 	assert_false(fw.resynced);
 	assert_int_equal(fw.downs, 0);
@@ -583,8 +584,8 @@ static void test_watch_stall_and_wedged_member(void **state)
 	 * once the member answers again, resumes with the change it missed */
 	fx_proxy_blackhole(px, true);
 	put_str(direct, "/t7/during-wedge", "w");
-	fxc_run_for(c, 2000);
-	assert_true(fw.downs >= 1);
+	struct fxc_watch_wait down = { &fw, 1 };
+	assert_true(fxc_run_until(c, fxc_has_downs, &down, 8000));
 	assert_false(fw.resynced);
 	fx_proxy_blackhole(px, false);
 	fx_proxy_cut(px); /* drop the connections the blackhole left behind */
@@ -673,7 +674,7 @@ static void test_unreachable_and_failover(void **state)
 	fxc_watch_cbs(&fw, &cbs);
 	struct etcd_watch_req req = { .key = "/t10/", .prefix = true };
 	fw.w = etcd_watch_start(c, &req, &cbs, &err);
-	fxc_run_for(c, 400);
+	fxc_watch_ready(c, &fw);
 	assert_int_equal(etcd_put(c, &put, NULL, &err), 0);
 	struct fxc_watch_wait ww = { &fw, 1 };
 	assert_true(fxc_run_until(c, fxc_has_events, &ww, 5000));

@@ -79,7 +79,7 @@ static void test_leader_killed_during_writes(void **state)
 	fxc_watch_cbs(&fw, &cbs);
 	struct etcd_watch_req req = { .key = "/c/", .prefix = true };
 	fw.w = etcd_watch_start(w, &req, &cbs, &err);
-	fxc_run_for(w, 300);
+	fxc_watch_ready(w, &fw);
 	for (int i = 0; i < N_PUTS; i++) {
 		if (i == KILL_AT)
 			fx_etcd_kill(&m[leader]);

@@ -152,7 +152,7 @@ static void test_mtls_auth_watch_and_token_refresh(void **state)
 	fxc_watch_cbs(&fw, &cbs);
 	struct etcd_watch_req req = { .key = "/svc/", .prefix = true };
 	fw.w = etcd_watch_start(c, &req, &cbs, &err);
-	fxc_run_for(c, 300);
+	fxc_watch_ready(c, &fw);
 	struct etcd_put_req put = { .key = "/svc/web/a", .value = "1" };
 	assert_int_equal(etcd_put(c, &put, NULL, &err), 0);
 	struct fxc_watch_wait ww = { &fw, 1 };
@@ -185,7 +185,9 @@ static void test_mtls_auth_watch_and_token_refresh(void **state)
 	assert_string_equal(r.kvs[0].value, "2");
 	etcd_resp_release(&r);
 	ww.n = 2;
-	assert_true(fxc_run_until(c, fxc_has_events, &ww, 5000));
+	if (!fxc_run_until(c, fxc_has_events, &ww, 5000))
+		fail_msg("watch: %zu events, %d downs (%s), resync %d (%s)", fw.n, fw.downs, fw.last_down, fw.resynced,
+			 fw.resync_detail);
 	assert_false(fw.resynced);
 
 	/* a lease and its keepalive work with auth too */

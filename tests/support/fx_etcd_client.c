@@ -151,8 +151,26 @@ bool fxc_has_events(void *arg)
 	return w->fw->n >= w->n || w->fw->resynced;
 }
 
+bool fxc_has_downs(void *arg)
+{
+	struct fxc_watch_wait *w = arg;
+	return w->fw->downs >= (int)w->n;
+}
+
 bool fxc_has_resync(void *arg)
 {
 	struct fxc_watch_wait *w = arg;
 	return w->fw->resynced;
+}
+
+static bool watch_confirmed(void *arg)
+{
+	struct fxc_watch *fw = arg;
+	return fw->w && etcd_watch_delivered(fw->w) > 0;
+}
+
+void fxc_watch_ready(struct etcd_client *c, struct fxc_watch *fw)
+{
+	if (!fxc_run_until(c, watch_confirmed, fw, 10000))
+		fail_msg("watch not confirmed within 10 s (%d downs: %s)", fw->downs, fw->last_down);
 }

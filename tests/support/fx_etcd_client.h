@@ -52,6 +52,10 @@ struct fxc_watch_wait {
 	size_t n;
 };
 bool fxc_has_events(void *arg);
+/* Runs c's loop until fw's watch is confirmed by etcd (fails the test after 10 s): a watch
+ * "from now" misses what is written before that. */
+void fxc_watch_ready(struct etcd_client *c, struct fxc_watch *fw);
 bool fxc_has_resync(void *arg);
+bool fxc_has_downs(void *arg); /* fw->downs >= n */
 
 #endif
