@@ -34,6 +34,7 @@ struct etcd_watch {
 	bool created;        /* etcd confirmed the watch on this connection */
 	bool inert;          /* resync was reported, or freed */
 	bool down;           /* an outage was reported and has not ended */
+	size_t scanned;      /* bytes at the start of the buffer known to hold no newline */
 	int64_t conn_start_us;
 	int64_t last_msg_us;
 	struct etcd_call *probe;   /* the liveness probe in flight */
@@ -260,8 +261,15 @@ static void w_data(struct etcd_xfer *x)
 {
 	struct etcd_watch *w = x->owner;
 	w->last_msg_us = time_mono_us(); /* any byte shows the stream is alive */
-	if (etcd_xfer_status(x) == 200)
-		w_lines(w, x, false);
+	if (etcd_xfer_status(x) != 200)
+		return;
+	/* a large message arrives in many pieces: look for its end only in the new bytes */
+	if (!memchr(x->in.data + w->scanned, '\n', x->in.len - w->scanned)) {
+		w->scanned = x->in.len;
+		return;
+	}
+	w_lines(w, x, false);
+	w->scanned = 0;
 }
 
 static void w_http_error(struct etcd_watch *w, struct etcd_xfer *x, long st)
@@ -310,6 +318,7 @@ static void w_connect_now(struct etcd_watch *w)
 	free(body);
 	w->created = false;
 	w->conn_header = 0;
+	w->scanned = 0;
 	w->conn_start_us = w->last_msg_us = w->last_probe_us = time_mono_us();
 }
 
