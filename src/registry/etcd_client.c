@@ -376,64 +376,70 @@ static void lower_first(char *s)
 		s[0] = (char)(s[0] - 'A' + 'a');
 }
 
+/* TLS failures, in words that say which side refused what; 0 when rc is not one. */
+static int tls_why(CURLcode rc, const char *detail, char *out, size_t cap)
+{
+	switch (rc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+		snprintf(out, cap, "TLS: server certificate not accepted: %s", detail);
+		return 1;
+	case CURLE_SSL_CONNECT_ERROR:
+		snprintf(out, cap, "TLS handshake failed: %s", detail);
+		return 1;
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		snprintf(out, cap, "TLS setup: %s", detail);
+		return 1;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		/* with TLS 1.3 a refused client certificate only shows on the first read */
+		if (!strstr(detail, "alert bad certificate") && !strstr(detail, "alert certificate required"))
+			return 0;
+		snprintf(out, cap, "TLS: the server refused our client certificate: %s", detail);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 enum etcd_code etcd_xfer_why(struct etcd_xfer *x, CURLcode rc, char *out, size_t cap)
 {
-	struct etcd_client *c = x->c;
 	long os_errno = 0;
 	curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
 	const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+	if (tls_why(rc, detail, out, cap))
+		return ETCD_UNAVAILABLE;
 	switch (rc) {
 	case CURLE_OK:
 		snprintf(out, cap, "the server ended the stream");
 		return ETCD_UNAVAILABLE;
 	case CURLE_COULDNT_CONNECT:
-		if (os_errno)
-			snprintf(out, cap, "%s", strerror((int)os_errno));
-		else
-			snprintf(out, cap, "cannot connect");
-		lower_first(out);
-		return ETCD_UNAVAILABLE;
-	case CURLE_COULDNT_RESOLVE_HOST:
-		snprintf(out, cap, "cannot resolve host");
-		return ETCD_UNAVAILABLE;
+		snprintf(out, cap, "%s", os_errno ? strerror((int)os_errno) : "cannot connect");
+		break;
 	case CURLE_OPERATION_TIMEDOUT:
 		if (!etcd_xfer_sent(x))
-			snprintf(out, cap, "connect timed out after %lldms", (long long)(c->dial_timeout_us / USEC_PER_MS));
+			snprintf(out, cap, "connect timed out after %lldms", (long long)(x->c->dial_timeout_us / USEC_PER_MS));
 		else
 			snprintf(out, cap, "no answer within %lldms", (long long)(x->timeout_us / USEC_PER_MS));
 		return ETCD_DEADLINE_EXCEEDED;
 	case CURLE_WRITE_ERROR:
-		if (x->too_large) {
-			snprintf(out, cap, "answer larger than %zu bytes", c->max_response_bytes);
-			return ETCD_RESOURCE_EXHAUSTED;
-		}
-		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-		snprintf(out, cap, "TLS: server certificate not accepted: %s", detail);
-		return ETCD_UNAVAILABLE;
-	case CURLE_SSL_CONNECT_ERROR:
-		snprintf(out, cap, "TLS handshake failed: %s", detail);
-		return ETCD_UNAVAILABLE;
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-		snprintf(out, cap, "TLS setup: %s", detail);
-		return ETCD_UNAVAILABLE;
+		if (!x->too_large)
+			goto other;
+		snprintf(out, cap, "answer larger than %zu bytes", x->c->max_response_bytes);
+		return ETCD_RESOURCE_EXHAUSTED;
 	case CURLE_GOT_NOTHING:
 		snprintf(out, cap, "connection closed without an answer");
-		return ETCD_UNAVAILABLE;
+		break;
 	case CURLE_PARTIAL_FILE:
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
-		/* with TLS 1.3 a refused client certificate only shows on the first read */
-		if (strstr(detail, "alert bad certificate") || strstr(detail, "alert certificate required"))
-			snprintf(out, cap, "TLS: the server refused our client certificate: %s", detail);
-		else
-			snprintf(out, cap, "connection lost mid-answer: %s", detail);
-		return ETCD_UNAVAILABLE;
-	default:
+		snprintf(out, cap, "connection lost mid-answer: %s", detail);
 		break;
+	default:
+	other:
+		snprintf(out, cap, "%s", detail);
 	}
-	snprintf(out, cap, "%s", detail);
 	lower_first(out);
 	return ETCD_UNAVAILABLE;
 }
@@ -581,10 +587,10 @@ static void wipe(char *s)
 	}
 }
 
-void etcd_client_free(struct etcd_client *c)
+/* Drops calls, detaches streams and closes transfers; user-owned stream objects not freed yet
+ * outlive the client, detached. */
+static void close_everything(struct etcd_client *c)
 {
-	if (!c)
-		return;
 	c->depth++; /* nothing below may free what it walks */
 	while (c->calls) {
 		struct etcd_call *call = c->calls;
@@ -598,13 +604,19 @@ void etcd_client_free(struct etcd_client *c)
 		etcd_xfer_close(x);
 	c->depth = 0;
 	reap(c);
-	/* Stream objects the user has not freed yet outlive us, detached. */
 	for (struct etcd_obj *o = c->objs, *n; o; o = n) {
 		n = o->next;
 		o->next = NULL;
 		o->c = NULL;
 	}
 	c->objs = NULL;
+}
+
+void etcd_client_free(struct etcd_client *c)
+{
+	if (!c)
+		return;
+	close_everything(c);
 	ev_timer_stop(c->loop, &c->curl_timer);
 	curl_multi_cleanup(c->multi);
 	while (c->socks)
