@@ -276,7 +276,7 @@ static void etcd_prepare(struct fx_etcd *e, int index)
 	e->peer_port = net_free_port();
 	if (e->client_port <= 0 || e->peer_port <= 0 || e->client_port == e->peer_port)
 		die("no free loopback port for etcd");
-	snprintf(e->url, sizeof(e->url), "http://127.0.0.1:%d", e->client_port);
+	snprintf(e->url, sizeof(e->url), "%s://127.0.0.1:%d", e->tls_ca ? "https" : "http", e->client_port);
 	snprintf(e->peer_url, sizeof(e->peer_url), "http://127.0.0.1:%d", e->peer_port);
 }
 
@@ -309,11 +309,32 @@ static void etcd_spawn(struct fx_etcd *e, bool new_cluster)
 	free(log);
 }
 
+/* GET url/health over https with the member's CA and client certificate. */
+static long https_health(const struct fx_etcd *e, const char *url, char **resp)
+{
+	CURL *c = curl_easy_init();
+	struct buf b = BUF_INIT(1 << 20);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, e->tls_ca);
+	curl_easy_setopt(c, CURLOPT_SSLCERT, e->tls_cert);
+	curl_easy_setopt(c, CURLOPT_SSLKEY, e->tls_key);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	long status = -1;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	*resp = buf_detach(&b, NULL);
+	return status;
+}
+
 static bool etcd_healthy(void *arg)
 {
 	struct fx_etcd *e = arg;
 	char *body = NULL, *url = xasprintf("%s/health", e->url);
-	long st = fx_http("GET", url, NULL, &body);
+	long st = e->tls_ca ? https_health(e, url, &body) : fx_http("GET", url, NULL, &body);
 	bool ok = st == 200 && strstr(body, "\"true\"");
 	free(body);
 	free(url);

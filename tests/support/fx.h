@@ -50,6 +50,9 @@ struct fx_etcd {
 	char peer_url[64];
 	char *initial_cluster; /* h1=http://...,h2=... */
 	const char *const *extra_args;
+	/* TLS (optional): when tls_ca is set the client URLs are https and the readiness probe
+	 * trusts tls_ca and presents tls_cert/tls_key; etcd's own TLS flags go in extra_args. */
+	const char *tls_ca, *tls_cert, *tls_key;
 };
 /* Starts a single-member etcd and waits until it answers /health. */
 void fx_etcd_start(struct fx_etcd *e);
