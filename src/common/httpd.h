@@ -1,5 +1,5 @@
-/* A tiny HTTP/1.1 server on a libev loop for operational endpoints (/metrics, /healthz,
- * /_testserver/*): one request per connection, answered with Content-Length and closed.
+/* A tiny HTTP/1.1 server on a libev loop for operational endpoints (/metrics and /healthz):
+ * one request per connection, answered with Content-Length and closed.
  * Bounded: request heads up to 16 KiB, bodies ignored beyond 64 KiB, at most 64 connections,
  * 5 s to send a request. Not for traffic (the test backend has its own fast path). */
 #ifndef VX_COMMON_HTTPD_H

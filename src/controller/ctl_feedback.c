@@ -2,6 +2,7 @@
  * or reloaded and may have lost servers: reconcile everything), and its statistics, which feed
  * back into weights so traffic shifts away from servers that are overwhelmed (DESIGN
  * principle 7). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"

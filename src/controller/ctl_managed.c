@@ -17,6 +17,7 @@
 
 #define RENDER_MAX (64u << 20)
 #define PROC_TIMEOUT_US (15 * USEC_PER_SEC)
+#define ADOPT_TIMEOUT_US (2 * USEC_PER_SEC)
 
 static int mkdir_p(const char *path, struct vxerr *err)
 {
@@ -228,7 +229,11 @@ int ctl_managed_start(struct controller *c, struct vxerr *err)
 		return -1;
 	proc_opts(c, &o, paths);
 	struct vxerr adopt_err;
-	if (hap_proc_adopt(&c->proc, &o, &adopt_err) == 0) {
+	struct stat st;
+	struct hap_proc_opts adopt = o;
+	adopt.timeout_us = ADOPT_TIMEOUT_US;
+	/* A master socket left behind means a previous controller's HAProxy may still serve. */
+	if (stat(o.master_socket, &st) == 0 && hap_proc_adopt(&c->proc, &adopt, &adopt_err) == 0) {
 		log_info("adopted the running HAProxy", "master_pid=%d worker_pid=%lld", (int)c->proc.master_pid,
 			 (long long)c->proc.worker_pid);
 		c->managed_running = true;
