@@ -128,7 +128,7 @@ fuzz-targets: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(say) LD $@
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $^ $(PKG_LIBS) -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(filter-out %.h,$^) $(PKG_LIBS) -o $@
 fuzz-run: fuzz
 	@scripts/run-fuzz.sh $(FUZZ_BUILD)/fuzz $${FUZZ_SECONDS:-10}
 
