@@ -13,7 +13,7 @@
  *   how a caller tells a missing lease, ETCD_NOT_FOUND, from an unreachable cluster,
  *   ETCD_UNAVAILABLE). Release it with etcd_resp_release() in both cases.
  * - Callbacks may start calls, and may free watches and keepalives (even their own), but must
- *   not free the client.
+ *   not free the client. A client and everything it made belong to the thread running its loop.
  *
  * Endpoints and retries: a request goes first to the endpoint that last answered, then to
  * the next ones; reads are retried on any failure, writes only when nothing was sent (so a
