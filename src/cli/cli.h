@@ -58,6 +58,8 @@ int cmd_help(const struct cli_command *cmd, int argc, char **argv);
 int cmd_version(const struct cli_command *cmd, int argc, char **argv);
 int cmd_check(const struct cli_command *cmd, int argc, char **argv);
 int cmd_controller(const struct cli_command *cmd, int argc, char **argv);
+int cmd_up(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_up_opts[];
 extern const struct cli_opt cmd_controller_opts[];
 extern const struct cli_opt cmd_check_opts[];
 int cmd_load(const struct cli_command *cmd, int argc, char **argv);

@@ -24,6 +24,13 @@ const struct cli_command cli_commands[] = {
 	  "panic threshold, SIGTERM/SIGINT stop the controller (HAProxy keeps serving).\n"
 	  "Metrics: GET /metrics and /healthz on controller.metrics (docs/controller.md).",
 	  cmd_controller_opts, cmd_controller },
+	{ "up", "[-c FILE]", "run the whole stack locally: etcd (when none is configured), HAProxy, controller",
+	  "For development and demos, in the foreground. With no etcd.endpoints, a single-member etcd is\n"
+	  "started on a free loopback port with its data in etcd.data_dir. HAProxy runs in managed mode\n"
+	  "(haproxy.state_dir). Prints where everything listens and how to register an instance.\n"
+	  "Ctrl-C or SIGTERM stops everything; so does any part that exits on its own (exit 3).\n"
+	  "SIGHUP re-reads the configuration; SIGUSR1 forces one sync past the panic threshold.",
+	  cmd_up_opts, cmd_up },
 	{ "load", "[options] URL", "HTTP/1.1 load: open loop (-R, --ramp) or closed loop, honest latency, SLO exit codes",
 	  "Open loop (-R or --ramp): requests fall due at the given rate whatever the server does; latency\n"
 	  "counts from when a request was due (corrected for coordinated omission), and the uncorrected\n"

@@ -371,10 +371,28 @@ static struct vx_config *config_new(const char *path)
 	return cfg;
 }
 
+/* Relative paths are taken from the working directory and made absolute once, at load: HAProxy
+ * reads a socket path that does not start with '/' as host:port, and a reload or a child
+ * process may run elsewhere. */
+static void make_absolute(char **path)
+{
+	char cwd[4096];
+	if (!*path || (*path)[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		return;
+	const char *rel = (*path)[0] == '.' && (*path)[1] == '/' ? *path + 2 : *path;
+	char *abs = xasprintf("%s/%s", cwd, rel);
+	free(*path);
+	*path = abs;
+}
+
 /* Defaults that depend on other keys. */
 static void finish_defaults(struct vx_config *cfg)
 {
 	struct cfg_haproxy *h = &cfg->haproxy;
+	make_absolute(&cfg->etcd.data_dir);
+	make_absolute(&h->state_dir);
+	make_absolute(&h->runtime_socket);
+	make_absolute(&h->master_socket);
 	if (h->mode != HAP_MODE_MANAGED)
 		return;
 	if (!h->runtime_socket)

@@ -249,6 +249,11 @@ const char *ctl_runtime_socket(const struct controller *c)
 	return c->runtime_socket;
 }
 
+bool ctl_haproxy_alive(struct controller *c)
+{
+	return c->managed_running && hap_proc_running(&c->proc);
+}
+
 void ctl_free(struct controller *c)
 {
 	if (!c)

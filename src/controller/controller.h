@@ -47,5 +47,7 @@ void ctl_free(struct controller *c);
 
 /* For `veltrix up` and the tests: where HAProxy's admin socket is. */
 const char *ctl_runtime_socket(const struct controller *c);
+/* Managed mode: true while the HAProxy master the controller started or adopted runs. */
+bool ctl_haproxy_alive(struct controller *c);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "controller/ctl_int.h"
@@ -19,50 +20,9 @@
 #define PROC_TIMEOUT_US (15 * USEC_PER_SEC)
 #define ADOPT_TIMEOUT_US (2 * USEC_PER_SEC)
 
-static int mkdir_p(const char *path, struct vxerr *err)
-{
-	char tmp[4096];
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return vxerr_set(err, "state directory path too long: %s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-			return vxerr_set(err, "cannot create %s: %s", tmp, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-		return vxerr_set(err, "cannot create %s: %s", tmp, strerror(errno));
-	return 0;
-}
-
 static char *state_path(const struct controller *c, const char *name)
 {
 	return xasprintf("%s/%s", c->cfg->haproxy.state_dir, name);
-}
-
-/* Writes text to path through a temporary file and a rename: HAProxy never reads half a file. */
-static int write_atomic(const char *path, const char *text, size_t len, struct vxerr *err)
-{
-	char *tmp = xasprintf("%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	int r = -1;
-	if (!f) {
-		vxerr_set(err, "cannot write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	bool ok = fwrite(text, 1, len, f) == len;
-	ok = (fclose(f) == 0) && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		vxerr_set(err, "cannot write %s: %s", path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	r = 0;
-out:
-	free(tmp);
-	return r;
 }
 
 /* The servers HAProxy holds now, grouped per backend, for the next rendering. */
@@ -147,21 +107,11 @@ static char *skeleton(const struct vx_config *cfg)
 static bool skeleton_matches(struct controller *c)
 {
 	char *path = state_path(c, "haproxy.skeleton"), *want = skeleton(c->cfg);
-	bool same = false;
-	FILE *f = fopen(path, "r");
-	if (f && want) {
-		struct buf have = BUF_INIT(RENDER_MAX);
-		char chunk[8192];
-		size_t n;
-		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && buf_append(&have, chunk, n) == 0)
-			;
-		same = have.data && strcmp(have.data, want) == 0;
-		buf_release(&have);
-	}
-	if (f)
-		fclose(f);
+	char *have = fs_read_file(path, RENDER_MAX, NULL, NULL);
+	bool same = have && want && strcmp(have, want) == 0;
 	free(path);
 	free(want);
+	free(have);
 	return same;
 }
 
@@ -184,7 +134,7 @@ static int install_config(struct controller *c, const struct vx_config *cfg, con
 	char *skel = NULL;
 	struct buf text = BUF_INIT(RENDER_MAX);
 	int r = -1;
-	if (render(cfg, state_file, p, &text, err) != 0 || write_atomic(candidate, text.data, text.len, err) != 0)
+	if (render(cfg, state_file, p, &text, err) != 0 || fs_write_atomic(candidate, text.data, text.len, err) != 0)
 		goto out;
 	if (hap_config_check(cfg->haproxy.binary, candidate, PROC_TIMEOUT_US, NULL, err) != 0) {
 		vxerr_prefix(err, "rendered configuration %s rejected by haproxy -c: ", candidate);
@@ -195,7 +145,7 @@ static int install_config(struct controller *c, const struct vx_config *cfg, con
 		goto out;
 	}
 	skel = skeleton(cfg);
-	if (!skel || write_atomic(skel_path, skel, strlen(skel), err) != 0)
+	if (!skel || fs_write_atomic(skel_path, skel, strlen(skel), err) != 0)
 		goto out;
 	r = 0;
 out:
@@ -225,7 +175,7 @@ int ctl_managed_start(struct controller *c, struct vxerr *err)
 	struct hap_proc_opts o;
 	char *paths[3] = { 0 };
 	int r = -1;
-	if (mkdir_p(c->cfg->haproxy.state_dir, err) != 0)
+	if (fs_mkdir_p(c->cfg->haproxy.state_dir, err) != 0)
 		return -1;
 	proc_opts(c, &o, paths);
 	struct vxerr adopt_err;
@@ -280,7 +230,7 @@ void ctl_managed_stop(struct controller *c)
 		return;
 	if (c->stop_haproxy_on_exit) {
 		hap_proc_stop(&c->proc, 5 * USEC_PER_SEC);
-		log_info("HAProxy stopped", "master_pid=%d", (int)c->proc.master_pid);
+		log_info("HAProxy stopped", "state_dir=%s", log_q(c->cfg->haproxy.state_dir));
 	}
 	hap_proc_release(&c->proc);
 	c->managed_running = false;

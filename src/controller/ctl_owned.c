@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/fsutil.h"
 #include "controller/ctl_int.h"
 
 #define OWNED_MAX 1000000
@@ -73,10 +74,8 @@ static int read_file(struct ctl_owned *o, FILE *f, struct vxerr *err)
 
 struct ctl_owned *ctl_owned_load(const char *state_dir, struct vxerr *err)
 {
-	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-		vxerr_set(err, "cannot create the state directory %s: %s", state_dir, strerror(errno));
+	if (fs_mkdir_p(state_dir, err) != 0)
 		return NULL;
-	}
 	struct ctl_owned *o = xcalloc(1, sizeof(*o));
 	o->path = xasprintf("%s/owned", state_dir);
 	FILE *f = fopen(o->path, "r");

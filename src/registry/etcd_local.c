@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "common/alloc.h"
+#include "common/fsutil.h"
 #include "common/net.h"
 #include "common/proc.h"
 #include "common/timeutil.h"
@@ -77,8 +78,8 @@ int etcd_local_start(struct etcd_local *e, const char *dir, const char *binary, 
 		     bool die_with_parent, int64_t timeout_us, struct vxerr *err)
 {
 	memset(e, 0, sizeof(*e));
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return vxerr_set(err, "cannot create %s: %s", dir, strerror(errno));
+	if (fs_mkdir_p(dir, err) != 0)
+		return -1;
 	e->data_dir = xasprintf("%s/data", dir);
 	e->log_path = xasprintf("%s/etcd.log", dir);
 	e->binary = xstrdup(binary ? binary : "etcd");

@@ -105,8 +105,15 @@ static void test_defaults(void **state)
 	assert_int_equal(c->haproxy.mode, HAP_MODE_MANAGED);
 	assert_int_equal(c->haproxy.maxconn, 4096);
 	assert_int_equal(c->haproxy.bufsize, 16384);
-	assert_string_equal(c->haproxy.runtime_socket, ".veltrix/haproxy/runtime.sock");
-	assert_string_equal(c->haproxy.master_socket, ".veltrix/haproxy/master.sock");
+	/* relative paths become absolute at load (HAProxy reads "a/b.sock" as host:port) */
+	char cwd[4096], want[4200];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(want, sizeof(want), "%s/.veltrix/haproxy/runtime.sock", cwd);
+	assert_string_equal(c->haproxy.runtime_socket, want);
+	snprintf(want, sizeof(want), "%s/.veltrix/haproxy/master.sock", cwd);
+	assert_string_equal(c->haproxy.master_socket, want);
+	snprintf(want, sizeof(want), "%s/.veltrix/etcd", cwd);
+	assert_string_equal(c->etcd.data_dir, want);
 	assert_null(c->haproxy.stats_bind);
 	assert_int_equal(c->controller.max_batch_delay_us, 2000);
 	assert_int_equal(c->controller.resync_interval_us, 30 * USEC_PER_SEC);
