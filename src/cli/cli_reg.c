@@ -1,6 +1,7 @@
 /* Shared setup of the registry commands (see cli_reg.h). */
 #include "cli/cli_reg.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,8 +44,14 @@ void cli_reg_close(struct cli_reg *r)
 int cli_reg_etcd_error(const struct cli_reg *r, const char *what, const char *err)
 {
 	char eps[1024];
+	bool named = true; /* the client's message may already name every endpoint it tried */
+	for (size_t i = 0; i < r->etcd.n_endpoints; i++)
+		named = named && strstr(err, r->etcd.endpoints[i]);
 	cli_etcd_describe(&r->etcd, eps, sizeof(eps));
-	fprintf(stderr, "veltrix %s: %s (etcd endpoints tried: %s): %s\n", r->cmd, what, eps, err);
+	if (named)
+		fprintf(stderr, "veltrix %s: %s: %s\n", r->cmd, what, err);
+	else
+		fprintf(stderr, "veltrix %s: %s (etcd at %s): %s\n", r->cmd, what, eps, err);
 	return EXIT_USAGE;
 }
 

@@ -21,8 +21,9 @@ int cli_reg_open(struct cli_reg *r, const char *cmd, const char *cfg_path, const
 		 struct ev_loop *loop);
 void cli_reg_close(struct cli_reg *r);
 
-/* Prints "veltrix <cmd>: <what> (etcd endpoints tried: <urls>): <err>" to stderr and returns
- * EXIT_USAGE, the exit code for an unreachable or refusing etcd. */
+/* Prints "veltrix <cmd>: <what> (etcd at <urls>): <err>" to stderr (the endpoints left out when
+ * err already names each) and returns EXIT_USAGE, the exit code for an unreachable or refusing
+ * etcd. */
 int cli_reg_etcd_error(const struct cli_reg *r, const char *what, const char *err);
 
 /* The allow-list of a configured service (NULL and 0 when it is not configured). */

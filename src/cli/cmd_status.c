@@ -36,11 +36,15 @@ struct dp {
 	struct reg_dp_server *servers;
 };
 
+/* The weight shown is the one HAProxy holds for the server (uweight): the effective `weight`
+ * column reads 1 for a server in maintenance, which says nothing; the state says whether it
+ * gets traffic. */
 static struct reg_dp_server dp_server(const struct hap_stat_row *r)
 {
 	return (struct reg_dp_server){
 		.name = r->svname, .addr = r->addr && r->addr[0] ? r->addr : NULL, .state = r->status,
-		.check = r->check_status, .weight = r->weight, .sessions = r->scur, .queue = r->qcur,
+		.check = r->check_status, .weight = r->uweight >= 0 ? r->uweight : r->weight, .sessions = r->scur,
+		.queue = r->qcur,
 		.rtime_ms = r->rtime,
 	};
 }
