@@ -66,5 +66,11 @@ int cmd_load(const struct cli_command *cmd, int argc, char **argv);
 extern const struct cli_opt cmd_load_opts[];
 int cmd_testserver(const struct cli_command *cmd, int argc, char **argv);
 extern const struct cli_opt cmd_testserver_opts[];
+int cmd_status(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_status_opts[];
+int cmd_register(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_register_opts[];
+int cmd_deregister(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_deregister_opts[];
 
 #endif

@@ -31,6 +31,32 @@ const struct cli_command cli_commands[] = {
 	  "Ctrl-C or SIGTERM stops everything; so does any part that exits on its own (exit 3).\n"
 	  "SIGHUP re-reads the configuration; SIGUSR1 forces one sync past the panic threshold.",
 	  cmd_up_opts, cmd_up },
+	{ "status", "[-c FILE] [--etcd URL[,URL...]] [--json] [--no-haproxy] [SERVICE]",
+	  "show the registry and, when HAProxy answers, each server as HAProxy sees it",
+	  "Lists the registry at one etcd revision: per service its instances (address, port, capacity,\n"
+	  "state, weight, lease TTL left, version, zone) and every rejected key with its reason. When\n"
+	  "haproxy.runtime_socket answers, each instance also shows HAProxy's state, weight, sessions,\n"
+	  "queue, response time and check, and servers HAProxy has that the registry lacks are listed.\n"
+	  "--json prints the shape documented in docs/registry.md.\n"
+	  "Exit status: 0 ok, 1 SERVICE is unknown, 2 usage, configuration, or etcd unreachable.",
+	  cmd_status_opts, cmd_status },
+	{ "register", "--service S --instance I --address IP --port P [options] [--ttl DURATION]",
+	  "register one instance (static, or lease-bound and kept alive)",
+	  "Writes <prefix>/services/S/I after validating it exactly as the controller will (names, address\n"
+	  "literal, ranges, the service's allow-list); a refused value is never written. Without --ttl the\n"
+	  "key stays until deregistered. With --ttl it is bound to a lease kept alive until SIGINT or\n"
+	  "SIGTERM, which revoke the lease (the key disappears); a lost lease is granted again and the\n"
+	  "key written again.\n"
+	  "Exit status: 0 ok, 1 the lease could not be revoked, 2 refused value, usage, or etcd unreachable.",
+	  cmd_register_opts, cmd_register },
+	{ "deregister", "--service S --instance I [--drain-wait DURATION | --now]",
+	  "remove one instance: mark it draining, wait, then delete it",
+	  "A key that vanishes while its server serves looks like a registry accident to the controller\n"
+	  "(it fails static), but state draining is honoured at once. So the value is first rewritten\n"
+	  "with state draining (same lease, only if unchanged), then deleted after the drain wait (only\n"
+	  "if still unchanged). --now deletes at once. SIGINT/SIGTERM during the wait leave it draining.\n"
+	  "Exit status: 0 deleted, 1 no such instance or it changed meanwhile, 2 usage or etcd unreachable.",
+	  cmd_deregister_opts, cmd_deregister },
 	{ "load", "[options] URL", "HTTP/1.1 load: open loop (-R, --ramp) or closed loop, honest latency, SLO exit codes",
 	  "Open loop (-R or --ramp): requests fall due at the given rate whatever the server does; latency\n"
 	  "counts from when a request was due (corrected for coordinated omission), and the uncorrected\n"
