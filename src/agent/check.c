@@ -16,11 +16,12 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
-#include "common/parse.h"
+#include "common/http1.h"
 #include "common/proc.h"
 #include "common/timeutil.h"
 
-#define HTTP_REPLY_MAX 4096
+/* A health endpoint's reply head; the body is never read. */
+#define HTTP_HEAD_MAX 4096
 
 struct checker {
 	struct ev_loop *loop;
@@ -38,6 +39,7 @@ struct checker {
 	bool timed_out;
 	int64_t started_us;
 	struct buf rx;
+	struct http1_resp resp;
 	int passes, fails;
 	enum check_state state;
 };
@@ -130,18 +132,20 @@ static const char *target(const struct checker *c)
 	return hp;
 }
 
-static int parse_status_line(const struct buf *rx, int *status)
+/* Only the status matters: the check is done when the head has been parsed. */
+static void feed_reply(struct checker *c)
 {
-	const char *eol = memchr(rx->data, '\n', rx->len);
-	if (!eol)
-		return 1; /* need more */
-	if (rx->len < 12 || strncmp(rx->data, "HTTP/1.", 7) != 0 || rx->data[8] != ' ')
-		return -1;
-	int64_t code;
-	if (parse_i64_n(rx->data + 9, 3, 100, 599, &code) != 0)
-		return -1;
-	*status = (int)code;
-	return 0;
+	size_t used = 0;
+	struct http1_span body;
+	enum http1_ev ev = http1_resp_feed(&c->resp, c->rx.data, c->rx.len, &used, &body);
+	buf_consume(&c->rx, used);
+	if (ev == HTTP1_HEAD)
+		finishf(c, c->resp.status >= 200 && c->resp.status < 400, "http GET %s on %s: %d", c->path, target(c),
+			c->resp.status);
+	else if (ev == HTTP1_ERROR)
+		finishf(c, false, "http GET %s on %s: bad reply: %s", c->path, target(c), c->resp.m.error);
+	else if (ev != HTTP1_AGAIN)
+		finishf(c, false, "http GET %s on %s: unexpected reply framing", c->path, target(c));
 }
 
 static void on_http_readable(struct checker *c)
@@ -150,21 +154,16 @@ static void on_http_readable(struct checker *c)
 	ssize_t n = read(c->fd, chunk, sizeof(chunk));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0) {
-		finishf(c, false, "http GET %s on %s: %s", c->path, target(c),
-			n == 0 ? "connection closed before a status line" : strerror(errno));
-		return;
+	if (n < 0) {
+		finishf(c, false, "http GET %s on %s: %s", c->path, target(c), strerror(errno));
+	} else if (n == 0) {
+		finishf(c, false, "http GET %s on %s: connection closed before %s", c->path, target(c),
+			http1_resp_started(&c->resp) ? "the end of the reply head" : "a status line");
+	} else if (buf_append(&c->rx, chunk, (size_t)n) != 0) {
+		finishf(c, false, "http GET %s on %s: reply head longer than %d bytes", c->path, target(c), HTTP_HEAD_MAX);
+	} else {
+		feed_reply(c);
 	}
-	if (buf_append(&c->rx, chunk, (size_t)n) != 0) {
-		finishf(c, false, "http GET %s on %s: status line longer than %d bytes", c->path, target(c), HTTP_REPLY_MAX);
-		return;
-	}
-	int status;
-	int r = parse_status_line(&c->rx, &status);
-	if (r < 0)
-		finishf(c, false, "http GET %s on %s: not an HTTP/1.x reply", c->path, target(c));
-	else if (r == 0)
-		finishf(c, status >= 200 && status < 400, "http GET %s on %s: %d", c->path, target(c), status);
 }
 
 static void send_http_request(struct checker *c)
@@ -177,6 +176,9 @@ static void send_http_request(struct checker *c)
 		finishf(c, false, "http GET %s on %s: cannot send the request", c->path, target(c));
 		return;
 	}
+	struct http1_limits lim = http1_default_limits;
+	lim.max_head = HTTP_HEAD_MAX;
+	http1_resp_init(&c->resp, &lim, NULL, 0);
 	ev_io_stop(c->loop, &c->io);
 	ev_io_set(&c->io, c->fd, EV_READ);
 	ev_io_start(c->loop, &c->io);
@@ -226,7 +228,8 @@ static void start_connect(struct checker *c)
 		return;
 	}
 	if (connect(c->fd, (struct sockaddr *)&ss, sslen) != 0 && errno != EINPROGRESS) {
-		finishf(c, false, "connect %s: %s", target(c), strerror(errno));
+		finishf(c, false, "%s connect %s: %s", c->spec.kind == CHECK_KIND_TCP ? "tcp" : "http", target(c),
+			strerror(errno));
 		return;
 	}
 	ev_io_set(&c->io, c->fd, EV_WRITE);
@@ -317,7 +320,7 @@ struct checker *checker_new(struct ev_loop *loop, const struct check_spec *spec,
 	c->cb = cb;
 	c->ud = ud;
 	c->fd = -1;
-	buf_init(&c->rx, HTTP_REPLY_MAX);
+	buf_init(&c->rx, 2 * HTTP_HEAD_MAX); /* the parser reports an oversize head first */
 	ev_timer_init(&c->tick, on_tick, 0, 0);
 	ev_timer_init(&c->deadline, on_deadline, 0, 0);
 	ev_io_init(&c->io, on_io, -1, EV_WRITE);
@@ -363,4 +366,9 @@ void checker_free(struct checker *c)
 enum check_state checker_state(const struct checker *c)
 {
 	return c->state;
+}
+
+void checker_set_address(struct checker *c, const char *address)
+{
+	snprintf(c->spec.address, sizeof(c->spec.address), "%s", address);
 }

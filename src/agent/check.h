@@ -49,5 +49,8 @@ void checker_start(struct checker *c); /* first check at once */
 void checker_stop(struct checker *c);  /* cancels a running check (kills its command) */
 void checker_free(struct checker *c);
 enum check_state checker_state(const struct checker *c);
+/* Where the next tcp or http check connects (the agent re-derives its address until the
+ * service listens); a check in progress keeps its target. */
+void checker_set_address(struct checker *c, const char *address);
 
 #endif

@@ -64,6 +64,8 @@ extern const struct cli_opt cmd_controller_opts[];
 extern const struct cli_opt cmd_check_opts[];
 int cmd_load(const struct cli_command *cmd, int argc, char **argv);
 extern const struct cli_opt cmd_load_opts[];
+int cmd_agent(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_agent_opts[];
 int cmd_testserver(const struct cli_command *cmd, int argc, char **argv);
 extern const struct cli_opt cmd_testserver_opts[];
 int cmd_status(const struct cli_command *cmd, int argc, char **argv);

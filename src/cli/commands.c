@@ -57,6 +57,18 @@ const struct cli_command cli_commands[] = {
 	  "if still unchanged). --now deletes at once. SIGINT/SIGTERM during the wait leave it draining.\n"
 	  "Exit status: 0 deleted, 1 no such instance or it changed meanwhile, 2 usage or etcd unreachable.",
 	  cmd_deregister_opts, cmd_deregister },
+	{ "agent", "--service NAME --port PORT [options] [-- COMMAND ARGS...]",
+	  "health-check one instance, register it in etcd under a lease, drain it on SIGTERM",
+	  "Runs beside one service instance. Registers it (<prefix>/services/NAME/ID, bound to a lease kept\n"
+	  "alive every TTL/3) once `rise` checks in a row pass; `fall` failures mark it down (the key stays),\n"
+	  "`rise` passes mark it up again. Writes only on change. A lost lease is granted again and the key\n"
+	  "written again, with backoff; a key held by another lease is never overwritten.\n"
+	  "SIGTERM/SIGINT: write `draining`, wait --drain-timeout (or until COMMAND exits), revoke the lease\n"
+	  "(the key disappears), exit 0; a second signal skips the wait. With `-- COMMAND ARGS...` the agent\n"
+	  "starts the service, SIGTERMs it only after the drain, and exits with its status; when the service\n"
+	  "exits on its own the lease is revoked. --once runs the check once (exit 0 pass, 1 fail).\n"
+	  "See docs/agent.md.",
+	  cmd_agent_opts, cmd_agent },
 	{ "load", "[options] URL", "HTTP/1.1 load: open loop (-R, --ramp) or closed loop, honest latency, SLO exit codes",
 	  "Open loop (-R or --ramp): requests fall due at the given rate whatever the server does; latency\n"
 	  "counts from when a request was due (corrected for coordinated omission), and the uncorrected\n"

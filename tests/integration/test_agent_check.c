@@ -10,11 +10,13 @@
 #include <ev.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "agent/check.h"
+#include "common/alloc.h"
 #include "common/net.h"
 #include "common/timeutil.h"
 #include "fx.h"
@@ -145,8 +147,12 @@ static void test_http_status_classes(void **state)
 		{ "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, ": 200" },
 		{ "HTTP/1.0 302 Found\r\n\r\n", true, ": 302" },
 		{ "HTTP/1.1 503 Service Unavailable\r\n\r\n", false, ": 503" },
-		{ "SSH-2.0-OpenSSH\r\n", false, "not an HTTP" },
-		{ "", false, "closed before" },
+		{ "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", true, ": 204" },
+		{ "SSH-2.0-OpenSSH\r\n\r\n", false, "bad reply: malformed status line" },
+		{ "SSH-2.0-OpenSSH\r\n", false, "closed before the end of the reply head" },
+		{ "HTTP/1.1 200 OK\r\nX: y\r\n", false, "closed before the end of the reply head" },
+		{ "HTTP/1.1 2000 OK\r\n\r\n", false, "bad reply: malformed status line" },
+		{ "", false, "closed before a status line" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct responder r;
@@ -162,6 +168,17 @@ static void test_http_status_classes(void **state)
 			fail_msg("row %zu: detail '%s' lacks '%s'", i, o.last_detail, rows[i].detail);
 		assert_non_null(strstr(o.last_detail, "/healthz"));
 	}
+	/* a reply head past the bound fails the check instead of growing a buffer */
+	char *big = xasprintf("HTTP/1.1 200 OK\r\nX-Big: %06000d\r\n\r\n", 0);
+	struct responder r;
+	uint16_t port = start_responder(&r, big);
+	struct check_spec spec = base_spec(CHECK_KIND_HTTP, port);
+	struct observed o = { 0 };
+	run_checks(&spec, &o, 1, 5);
+	stop_responder(&r);
+	assert_int_equal(o.passes, 0);
+	assert_non_null(strstr(o.last_detail, "bad reply: header section too large"));
+	free(big);
 }
 
 static void test_exec_pass_fail(void **state)
