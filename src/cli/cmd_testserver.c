@@ -19,7 +19,7 @@ const struct cli_opt cmd_testserver_opts[] = {
 	{ OPT_SERVICE, "service-time", "DIST", "per request: 5ms, exp:5ms (mean) or uniform:2ms-8ms (default 0s)" },
 	{ OPT_OVERLOAD, "overload", "queue|reject", "beyond capacity: wait in a queue (default) or answer 503" },
 	{ OPT_FAIL, "fail-rate", "X", "fraction of requests answered 500, 0..1 or a percentage (default 0)" },
-	{ OPT_INSTANCE, "instance", "NAME", "sent back in the X-Served-By header" },
+	{ OPT_INSTANCE, "instance", "NAME", "sent back in the X-Served-By header (default: ADDRESS:PORT)" },
 	{ OPT_THREADS, "threads", "N", "event loops, each with its own SO_REUSEPORT listener (default 1)" },
 	{ OPT_MAX_CONNS, "max-conns", "N", "connections at once; more are closed at once (default 10000)" },
 	{ OPT_DRAIN, "drain-timeout", "DURATION", "on SIGTERM, how long in-flight requests may take (default 30s)" },

@@ -806,16 +806,20 @@ struct ts_server *ts_server_new(const struct ts_opts *o, struct vxerr *err)
 	atomic_init(&s->capacity, o->capacity);
 	pthread_mutex_init(&s->cfg_mu, NULL);
 	pthread_mutex_init(&s->q_mu, NULL);
-	render_canned(s);
 	s->threads = xcalloc((size_t)o->threads, sizeof(*s->threads));
-	uint16_t port = o->port;
 	for (int i = 0; i < o->threads; i++) {
-		int fd = bind_listener(ip, port, err);
+		int fd = bind_listener(ip, i ? s->port : o->port, err);
 		if (fd < 0) {
 			ts_server_free(s);
 			return NULL;
 		}
-		port = s->port = bound_port(fd);
+		s->port = bound_port(fd);
+		if (i == 0) {
+			/* Unnamed, the backend still says who answered: its address, as an agent names it. */
+			if (!o->instance)
+				net_hostport_format(ip, s->port, s->instance, sizeof(s->instance));
+			render_canned(s);
+		}
 		s->threads[i] = thread_new(s, i, fd);
 		s->nthreads++;
 		if (!s->threads[i]->loop) {

@@ -496,7 +496,9 @@ int reg_value_encode(const struct reg_instance *in, char **out, size_t *len, str
 	if (encodable(in, err) != 0)
 		return -1;
 	json_t *o = value_json(in);
-	char *s = json_dumps(o, JSON_COMPACT);
+	/* 15 significant digits: a figure like 0.3 reads "0.3", not "0.29999999999999999"; the
+	 * round-trip check below refuses a value this would change. */
+	char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(o);
 	struct reg_instance back = { 0 };
 	struct reg_fail fail;
