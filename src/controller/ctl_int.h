@@ -34,6 +34,7 @@ struct ctl_service {
 	struct ctl_srv_mem *mem;
 	size_t n_mem, cap_mem;
 	size_t held_back;              /* servers the panic threshold keeps */
+	size_t conflicts;              /* instance names taken by servers Veltrix does not own */
 	bool panic;
 	int64_t be_id;                 /* HAProxy's id for the backend, -1 unknown */
 };

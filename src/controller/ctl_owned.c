@@ -33,6 +33,8 @@ static char *key_of(const char *backend, const char *server)
 
 static char **find(const struct ctl_owned *o, const char *key)
 {
+	if (o->n == 0)
+		return NULL; /* keys may still be NULL: bsearch must not see it */
 	return bsearch(&key, o->keys, o->n, sizeof(*o->keys), cmp_str);
 }
 

@@ -281,10 +281,11 @@ static void plan_service(struct controller *c, struct round_svc *rs, struct batc
 			 "hint=%s", s->name, d.held_back, 100 * p.panic_threshold,
 			 log_q("they stay until the registry recovers, HAProxy's checks see them down, or an operator "
 			       "confirms with SIGUSR1 (veltrix controller --force-sync)"));
-	if (d.conflicts)
+	if (d.conflicts && d.conflicts != s->conflicts) /* once per change, not per round */
 		log_warn("instance names taken by servers Veltrix does not own", "service=%s count=%zu", s->name,
 			 d.conflicts);
 	s->held_back = d.held_back;
+	s->conflicts = d.conflicts;
 	s->panic = d.panic;
 	for (size_t i = 0; i < d.n_ops; i++) {
 		struct vxerr err;
