@@ -1,5 +1,6 @@
 /* The controller's lifecycle and clock: services, dirty marks, and the timers that turn them
  * into reconciles (see controller.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,15 +20,32 @@ struct ctl_service *ctl_service_find(struct controller *c, const char *name)
 	return NULL;
 }
 
+/* Memory is kept sorted by name: reconciles look servers up once per server per round, and
+ * pools hold thousands. */
+static size_t mem_lower_bound(const struct ctl_service *s, const char *name)
+{
+	size_t lo = 0, hi = s->n_mem;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(s->mem[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 struct ctl_srv_mem *ctl_mem_get(struct ctl_service *s, const char *name, bool create)
 {
-	for (size_t i = 0; i < s->n_mem; i++)
-		if (strcmp(s->mem[i].name, name) == 0)
-			return &s->mem[i];
+	size_t i = mem_lower_bound(s, name);
+	if (i < s->n_mem && strcmp(s->mem[i].name, name) == 0)
+		return &s->mem[i];
 	if (!create)
 		return NULL;
 	s->mem = xgrow(s->mem, sizeof(*s->mem), &s->cap_mem, s->n_mem + 1);
-	struct ctl_srv_mem *m = &s->mem[s->n_mem++];
+	memmove(&s->mem[i + 1], &s->mem[i], (s->n_mem - i) * sizeof(*s->mem));
+	s->n_mem++;
+	struct ctl_srv_mem *m = &s->mem[i];
 	memset(m, 0, sizeof(*m));
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	ctl_feedback_init(&m->fb);
@@ -37,8 +55,11 @@ struct ctl_srv_mem *ctl_mem_get(struct ctl_service *s, const char *name, bool cr
 void ctl_mem_forget(struct ctl_service *s, const char *name)
 {
 	struct ctl_srv_mem *m = ctl_mem_get(s, name, false);
-	if (m)
-		*m = s->mem[--s->n_mem];
+	if (!m)
+		return;
+	size_t i = (size_t)(m - s->mem);
+	memmove(&s->mem[i], &s->mem[i + 1], (s->n_mem - i - 1) * sizeof(*s->mem));
+	s->n_mem--;
 }
 
 void ctl_mark_dirty(struct controller *c, const char *service, int64_t since_us)
@@ -123,6 +144,7 @@ static void build_services(struct controller *c)
 		if (old) {
 			next[i] = *old;
 			old->mem = NULL;
+			old->stats = NULL;
 		} else {
 			snprintf(next[i].name, sizeof(next[i].name), "%s", cs->name);
 			next[i].be_id = -1;
@@ -130,8 +152,10 @@ static void build_services(struct controller *c)
 		next[i].cfg = cs;
 		next[i].dirty = true;
 	}
-	for (size_t i = 0; i < c->n_svcs; i++)
+	for (size_t i = 0; i < c->n_svcs; i++) {
 		free(c->svcs[i].mem);
+		ctl_stats_release(&c->svcs[i]);
+	}
 	free(c->svcs);
 	c->svcs = next;
 	c->n_svcs = c->cfg->n_services;
@@ -259,8 +283,10 @@ void ctl_free(struct controller *c)
 	if (c->cfg->haproxy.mode == HAP_MODE_MANAGED)
 		ctl_managed_stop(c);
 	ctl_owned_free(c->owned);
-	for (size_t i = 0; i < c->n_svcs; i++)
+	for (size_t i = 0; i < c->n_svcs; i++) {
 		free(c->svcs[i].mem);
+		ctl_stats_release(&c->svcs[i]);
+	}
 	free(c->svcs);
 	free(c->runtime_socket);
 	free(c->cfg_path);

@@ -97,6 +97,8 @@ static int pools_read(struct controller *c, const struct vx_config *cfg, struct 
 	size_t k = 0;
 	for (size_t i = 0; i < cfg->n_services; i++) {
 		const char *be = cfg->services[i].name;
+		struct ctl_stat *figures;
+		size_t n_figures = ctl_stats_extract(&stats, be, &figures);
 		struct hap_pool *pool = &out->pools[out->n_pools++];
 		pool->backend = be;
 		pool->servers = &out->servers[k];
@@ -110,10 +112,11 @@ static int pools_read(struct controller *c, const struct vx_config *cfg, struct 
 			s->port = (uint16_t)(row->port > 0 && row->port <= 65535 ? row->port : 0);
 			s->weight = (int)(row->uweight >= 0 ? row->uweight : 1);
 			s->admin = hap_admin_from_bits(row->admin_state);
-			const struct hap_stat_row *sr = hap_stats_find(&stats, be, row->name);
-			s->maxconn = sr && sr->slim > 0 ? sr->slim : 0;
+			const struct ctl_stat *f = ctl_stats_lookup(figures, n_figures, row->name);
+			s->maxconn = f ? f->maxconn : 0;
 			pool->n++;
 		}
+		free(figures);
 	}
 	r = 0;
 out:

@@ -122,12 +122,23 @@ static bool pid_gone(pid_t pid)
 
 /* ---- configuration ---- */
 
+/* A free loopback port not handed out before by this fixture: the kernel may offer the same
+ * free port twice in a row, and two services on one port make an invalid configuration. */
 static int free_port(void)
 {
-	int p = net_free_port();
-	if (p <= 0)
-		die("no free loopback port");
-	return p;
+	static int used[256];
+	static size_t n_used;
+	for (int attempt = 0; attempt < 100; attempt++) {
+		int p = net_free_port();
+		bool seen = p <= 0;
+		for (size_t i = 0; i < n_used && !seen; i++)
+			seen = used[i] == p;
+		if (seen)
+			continue;
+		used[n_used++ % (sizeof(used) / sizeof(used[0]))] = p;
+		return p;
+	}
+	die("no free loopback port");
 }
 
 static bool has_key(const char *yaml, const char *key)
