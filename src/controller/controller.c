@@ -117,7 +117,8 @@ static void on_periodic_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	struct controller *c = w->data;
 	int64_t now = time_mono_us();
-	ctl_check_ident(c);
+	if (!ctl_check_ident(c) && c->cfg->haproxy.mode == HAP_MODE_MANAGED)
+		ctl_managed_supervise(c);
 	if (now - c->last_full_resync_us >= c->cfg->controller.resync_interval_us) {
 		c->last_full_resync_us = now;
 		ctl_mark_all_dirty(c);

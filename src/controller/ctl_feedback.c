@@ -10,13 +10,13 @@
 #include "common/timeutil.h"
 #include "controller/ctl_int.h"
 
-void ctl_check_ident(struct controller *c)
+bool ctl_check_ident(struct controller *c)
 {
 	struct hap_ident now;
 	struct vxerr err;
 	if (c->stopping || ctl_rt_ensure(c, &err) != 0 || hap_rt_ident(c->rt, &now, &err) != 0) {
 		ctl_rt_drop(c);
-		return;
+		return false;
 	}
 	if (c->have_ident && hap_ident_changed(&c->ident, &now)) {
 		log_warn("HAProxy restarted or reloaded, reconciling every service", "old_pid=%lld pid=%lld uptime_s=%lld",
@@ -26,6 +26,7 @@ void ctl_check_ident(struct controller *c)
 	}
 	c->ident = now;
 	c->have_ident = true;
+	return true;
 }
 
 static bool sampled(const struct hap_stat_row *r)

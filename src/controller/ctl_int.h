@@ -61,7 +61,8 @@ struct ctl_owned; /* attach mode: servers this controller added */
 struct ctl_metrics {
 	struct metrics *reg;
 	struct metric_family *apply_seconds, *reconcile_seconds, *ops_total, *op_errors_total;
-	struct metric_family *rejected, *rejections_total, *staleness, *reloads_total, *resyncs_total;
+	struct metric_family *rejected, *rejections_total, *staleness, *reloads_total, *restarts_total;
+	struct metric_family *resyncs_total;
 	struct metric_family *held_back, *servers, *revision;
 };
 
@@ -91,6 +92,8 @@ struct controller {
 	struct hap_ident ident;
 	struct hap_proc proc;
 	bool managed_running;
+	int hap_restart_failures;  /* managed: failed starts since HAProxy was last seen running */
+	int64_t hap_restart_at_us; /* managed: no new start attempt before this */
 	struct ctl_owned *owned;
 	struct ctl_service *svcs;
 	size_t n_svcs;
@@ -127,12 +130,18 @@ void ctl_reconcile_dirty(struct controller *c);
 int ctl_rt_ensure(struct controller *c, struct vxerr *err);
 void ctl_rt_drop(struct controller *c);
 void ctl_feedback_tick(struct controller *c);
-void ctl_check_ident(struct controller *c);
+/* Returns false when HAProxy did not answer. */
+bool ctl_check_ident(struct controller *c);
 
 /* ctl_managed.c */
+/* mkdir -p with mode 0700 for the parts it creates. */
+int ctl_mkdir_p(const char *path, struct vxerr *err);
 int ctl_managed_start(struct controller *c, struct vxerr *err);
 int ctl_managed_reload(struct controller *c, const struct vx_config *next, struct vxerr *err);
 bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_config *b);
+/* Every second: HAProxy's process gone (a crash, a kill) -> start it again; the reconcile
+ * that follows puts every server back. */
+void ctl_managed_supervise(struct controller *c);
 void ctl_managed_stop(struct controller *c);
 
 /* ctl_stats.c */

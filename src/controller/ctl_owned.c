@@ -75,8 +75,8 @@ static int read_file(struct ctl_owned *o, FILE *f, struct vxerr *err)
 
 struct ctl_owned *ctl_owned_load(const char *state_dir, struct vxerr *err)
 {
-	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-		vxerr_set(err, "cannot create the state directory %s: %s", state_dir, strerror(errno));
+	if (ctl_mkdir_p(state_dir, err) != 0) {
+		vxerr_prefix(err, "haproxy.state_dir: ");
 		return NULL;
 	}
 	struct ctl_owned *o = xcalloc(1, sizeof(*o));

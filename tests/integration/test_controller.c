@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "common/alloc.h"
 #include "common/timeutil.h"
 #include "fx.h"
+#include "fx_haproxy.h"
 #include "fx_load.h"
 #include "fx_stack.h"
 
@@ -39,6 +41,8 @@ static int setup(void **state)
 		{ "drn", "    balance: roundrobin\n", 0 },
 		{ "pan", NULL, 0 },
 		{ "bad", NULL, 0 },
+		{ "dto", "    health:\n      type: tcp\n      interval: 300ms\n      timeout: 200ms\n"
+			 "    drain_timeout: 500ms\n", 0 },
 	};
 	static const char *const ts_args[] = { "--service-time", "40ms", "--capacity", "64", NULL };
 	struct fx_stack_opts o = { .n_backends = 6, .backend_args = ts_args };
@@ -313,6 +317,56 @@ static void test_hostile_values_are_rejected_and_counted(void **state)
 	served_by("bad", 6, who, sizeof(who));
 }
 
+struct slow_request {
+	const char *url;
+	long status;
+	int64_t took_us;
+};
+
+static void *slow_get(void *arg)
+{
+	struct slow_request *r = arg;
+	char who[64];
+	int64_t t0 = time_mono_us();
+	r->status = fx_stack_get(r->url, who, sizeof(who));
+	r->took_us = time_mono_us() - t0;
+	return NULL;
+}
+
+/* A request that outlasts drain_timeout: at the timeout the server's sessions are shut down
+ * and it is deleted, instead of waiting for the request. */
+static void test_drain_timeout_cuts_what_is_left(void **state)
+{
+	(void)state;
+	struct fx_origin origin;
+	fx_origin_start(&origin, 1); /* its slow port holds each connection 1.5 s, then answers */
+	char value[96];
+	snprintf(value, sizeof(value), "{\"address\":\"127.0.0.1\",\"port\":%d}", origin.slow_port);
+	fx_stack_put(&stack, "dto", "slow", value);
+	assert_true(fx_stack_wait_names(&stack, "dto", "slow", WAIT_MS));
+	struct slow_request req = { .url = fx_stack_url(&stack, "dto") };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, slow_get, &req), 0);
+	struct fx_srv srv[2];
+	int64_t deadline = time_mono_us() + WAIT_MS * 1000LL;
+	while (fx_stack_servers(&stack, "dto", srv, 2) != 1 || srv[0].scur < 1) {
+		if (time_mono_us() > deadline)
+			fail_msg("the request never reached the server");
+		time_sleep_us(10000);
+	}
+	int64_t t0 = time_mono_us();
+	snprintf(value, sizeof(value), "{\"address\":\"127.0.0.1\",\"port\":%d,\"state\":\"draining\"}", origin.slow_port);
+	fx_stack_put(&stack, "dto", "slow", value);
+	assert_true(fx_stack_wait_names(&stack, "dto", "", WAIT_MS));
+	int64_t removed_after = time_mono_us() - t0;
+	pthread_join(th, NULL);
+	fx_origin_stop(&origin);
+	if (removed_after < 400 * 1000 || req.took_us >= 1400 * 1000 || req.status == 200)
+		fail_msg("removed after %lld ms; the request took %lld ms and got %ld", (long long)(removed_after / 1000),
+			 (long long)(req.took_us / 1000), req.status);
+	assert_true(fx_stack_metric(&stack, "veltrix_runtime_operations_total{kind=\"shutdown\"}") >= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_drain_under_traffic_fails_no_request),
 		cmocka_unit_test(test_panic_threshold_holds_until_force_sync),
 		cmocka_unit_test(test_hostile_values_are_rejected_and_counted),
+		cmocka_unit_test(test_drain_timeout_cuts_what_is_left),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,8 +3,10 @@
  * staleness grows; etcd back: convergence without spurious removals); a compaction while the
  * controller's watch is cut off (a resync, and HAProxy ends equal to the registry); the
  * controller killed with SIGKILL and restarted under traffic (HAProxy adopted without a reload,
- * no server removed or added twice, no failed request, a change made meanwhile applied); a
- * service added by SIGHUP (one reload, every other server and weight survives). The tests
+ * no server removed or added twice, no failed request, a change made meanwhile applied; the
+ * stale pid file is never signalled, a second controller on the same state is refused); a
+ * service added by SIGHUP (one reload, every other server and weight survives); HAProxy killed
+ * (the controller starts it again and restores every server). The tests
  * share one stack and run in order; the controller reaches etcd through a relay that can cut
  * it off. */
 #include <setjmp.h>
@@ -166,8 +168,17 @@ static void test_kill9_and_restart_under_traffic(void **state)
 	time_sleep_us(1000 * 1000);
 	assert_int_equal(fx_stack_controller_kill(&stack, SIGKILL), 128 + SIGKILL);
 	fx_stack_put(&stack, "kil", "k3", fx_stack_value(&stack, 3, "\"capacity\":40"));
-	time_sleep_us(500 * 1000);
+	struct fx_run r; /* the pid file stayed behind, its lock did not: nobody to signal */
+	fx_veltrix(&r, 10000, "controller", "-c", stack.cfg_path, "--force-sync", NULL);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "no controller runs"));
+	fx_run_free(&r);
+	time_sleep_us(300 * 1000);
 	fx_stack_controller_start(&stack, true);
+	fx_veltrix(&r, 10000, "controller", "-c", stack.cfg_path, NULL); /* a second one on the same state */
+	assert_int_equal(r.status, 3);
+	assert_non_null(strstr(r.err, "another controller"));
+	fx_run_free(&r);
 	assert_true(fx_stack_wait_names(&stack, "kil", "k0,k1,k2,k3", WAIT_MS));
 	fx_load_wait(&l, 30000);
 
@@ -251,6 +262,34 @@ static void test_sighup_adds_service_with_one_reload(void **state)
 	assert_int_equal(fx_stack_metric(&stack, "veltrix_haproxy_reloads_total"), 1);
 }
 
+static bool haproxy_back(void *arg)
+{
+	(void)arg;
+	return fx_stack_worker_pid(&stack) > 0;
+}
+
+/* HAProxy crashes (SIGKILL to master and workers): the controller starts it again from its
+ * rendering and puts every registered server back. */
+static void test_haproxy_crash_is_repaired(void **state)
+{
+	(void)state;
+	assert_true(fx_stack_wait_names(&stack, "ha", "h0,h1,h2,h3", WAIT_MS));
+	struct fx_srv before[8], after[8];
+	int n = fx_stack_servers(&stack, "kil", before, 8);
+	assert_true(n > 0);
+	fx_stack_haproxy_kill(&stack);
+	assert_true(fx_wait(haproxy_back, NULL, 20000));
+	fx_stack_track_haproxy(&stack);
+	assert_true(fx_stack_wait_names(&stack, "ha", "h0,h1,h2,h3", WAIT_MS));
+	assert_true(fx_stack_wait_names(&stack, "added", "a0", WAIT_MS));
+	assert_int_equal(fx_stack_servers(&stack, "kil", after, 8), n);
+	for (int i = 0; i < n; i++)
+		assert_true(same_server(&before[i], &after[i]));
+	assert_serves("ha");
+	assert_serves("added");
+	assert_true(fx_stack_log_count(&stack, "HAProxy is gone") >= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_compaction_during_watch_resyncs),
 		cmocka_unit_test(test_kill9_and_restart_under_traffic),
 		cmocka_unit_test(test_sighup_adds_service_with_one_reload),
+		cmocka_unit_test(test_haproxy_crash_is_repaired),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -224,7 +224,7 @@ static bool hap_answers(const struct fx_stack *s)
 	return ok;
 }
 
-static void track_haproxy(struct fx_stack *s)
+void fx_stack_track_haproxy(struct fx_stack *s)
 {
 	struct hap_proc_list l;
 	if (s->opts.attach_runtime_socket || s->hap_master > 0)
@@ -247,6 +247,20 @@ static void stop_haproxy(struct fx_stack *s)
 		time_sleep_us(10000);
 	kill(-m, SIGKILL);
 	kill(m, SIGKILL);
+	fx_untrack(m);
+	reaper_send(-(int32_t)m);
+	s->hap_master = 0;
+}
+
+void fx_stack_haproxy_kill(struct fx_stack *s)
+{
+	pid_t m = s->hap_master;
+	if (m <= 0)
+		return;
+	kill(-m, SIGKILL);
+	int64_t deadline = time_mono_us() + 5 * USEC_PER_SEC;
+	while (!pid_gone(m) && time_mono_us() < deadline)
+		time_sleep_us(10000);
 	fx_untrack(m);
 	reaper_send(-(int32_t)m);
 	s->hap_master = 0;
@@ -413,7 +427,7 @@ void fx_stack_controller_start(struct fx_stack *s, bool wait_healthy)
 		free(log);
 		die("the controller did not become ready");
 	}
-	track_haproxy(s);
+	fx_stack_track_haproxy(s);
 }
 
 int fx_stack_controller_kill(struct fx_stack *s, int sig)

@@ -74,6 +74,11 @@ int fx_stack_controller_kill(struct fx_stack *s, int sig);
 char *fx_stack_log(const struct fx_stack *s);
 int fx_stack_log_count(const struct fx_stack *s, const char *text);
 
+/* Managed mode: SIGKILL to HAProxy's master and workers (a crash); and tracking the master the
+ * controller started (again), found through the master socket. */
+void fx_stack_haproxy_kill(struct fx_stack *s);
+void fx_stack_track_haproxy(struct fx_stack *s);
+
 /* Registry writes through etcd's gateway (s->etcd directly, never through the proxy). */
 void fx_stack_put(struct fx_stack *s, const char *service, const char *instance, const char *json);
 /* Raw key bytes (may hold ';', newline, NUL) and value. */
