@@ -242,7 +242,7 @@ void ctl_reload_config(struct controller *c)
 	struct vx_config *old = c->cfg;
 	c->cfg = next;
 	build_services(c);
-	ctl_registry_restart(c); /* the allow-lists may have changed */
+	ctl_registry_reconfigure(c, old);
 	cfg_free(old);
 	log_info("configuration reloaded", "file=%s services=%zu", log_q(c->cfg_path), c->n_svcs);
 	ctl_schedule_reconcile(c);

@@ -123,6 +123,10 @@ int ctl_registry_start(struct controller *c, const struct etcd_opts *opts, struc
 void ctl_registry_stop(struct controller *c);
 void ctl_registry_set_policy(struct controller *c);
 void ctl_registry_restart(struct controller *c);
+/* After a configuration reload (c->cfg is the new one): a fresh view and snapshot only when
+ * the prefix or an allow-list changed; otherwise the view, and the service of a new service
+ * already registered, are there at once. */
+void ctl_registry_reconfigure(struct controller *c, const struct vx_config *old);
 double ctl_registry_staleness_s(const struct controller *c);
 
 /* ctl_reconcile.c */

@@ -4,9 +4,11 @@
  * Covered: registrations written raw with etcdctl and lease-bound (as an agent writes them)
  * appear and serve, deletion and lease revocation remove them; `draining` and `down` are
  * honoured even for the last server; capacity 1:2:4 gives weights and maxconn 1:2:4; a drain
- * under a steady stream of requests fails none; the panic threshold keeps 60% of a pool whose
- * keys vanished until `--force-sync`; hostile registry values are rejected, logged once,
- * counted, and leave HAProxy untouched while valid instances converge. */
+ * under a steady stream of requests fails none, and one that outlasts drain_timeout is cut; the
+ * panic threshold keeps 60% of a pool whose keys vanished until `--force-sync`, unless
+ * HAProxy's checks see those servers down; an instance that moves keeps its server; hostile
+ * registry values are rejected, logged once, counted, and leave HAProxy untouched while valid
+ * instances converge. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/net.h"
 #include "common/timeutil.h"
 #include "fx.h"
 #include "fx_haproxy.h"
@@ -41,6 +44,7 @@ static int setup(void **state)
 		{ "drn", "    balance: roundrobin\n", 0 },
 		{ "pan", NULL, 0 },
 		{ "bad", NULL, 0 },
+		{ "pdn", NULL, 0 },
 		{ "dto", "    health:\n      type: tcp\n      interval: 300ms\n      timeout: 200ms\n"
 			 "    drain_timeout: 500ms\n", 0 },
 	};
@@ -134,6 +138,19 @@ static void test_raw_and_lease_registrations_serve_and_leave(void **state)
 	served_by("reg", 4, who, sizeof(who));
 	assert_string_equal(who, "[b2]");
 	assert_true(fx_stack_log_count(&stack, "msg=\"server removed\" service=reg") == 2);
+
+	/* The instance moves to another port: the same server follows it, nothing is re-added. */
+	fx_stack_put(&stack, "reg", "raw2", fx_stack_value(&stack, 3, NULL));
+	int64_t deadline = time_mono_us() + WAIT_MS * 1000LL;
+	while ((n = fx_stack_servers(&stack, "reg", srv, 8)) != 1 || srv[0].port != stack.ts[3].port) {
+		if (time_mono_us() > deadline)
+			fail_msg("raw2 did not move to port %d", stack.ts[3].port);
+		time_sleep_us(20000);
+	}
+	served_by("reg", 4, who, sizeof(who));
+	assert_string_equal(who, "[b3]");
+	assert_int_equal(fx_stack_log_count(&stack, "msg=\"server added\" service=reg"), 3);
+	assert_int_equal(fx_stack_log_count(&stack, "runtime API refused"), 0);
 }
 
 /* `draining` is an intention, not a vanishing key: honoured even for the last server of a pool.
@@ -266,6 +283,36 @@ static void test_panic_threshold_holds_until_force_sync(void **state)
 	assert_true(fx_stack_log_count(&stack, "forced sync") >= 1);
 }
 
+/* 60% of a pool's keys vanish, but HAProxy's own checks already see those servers down
+ * (crashed instances): the data plane agrees, so they go without an operator. */
+static void test_panic_threshold_yields_to_failing_checks(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 5; i++) {
+		char name[16], dead[96];
+		snprintf(name, sizeof(name), "p%d", i);
+		snprintf(dead, sizeof(dead), "{\"address\":\"127.0.0.1\",\"port\":%d}", net_free_port());
+		fx_stack_put(&stack, "pdn", name, i < 3 ? dead : fx_stack_value(&stack, i, NULL));
+	}
+	assert_true(fx_stack_wait_names(&stack, "pdn", "p0,p1,p2,p3,p4", WAIT_MS));
+	struct fx_srv srv[8];
+	int64_t deadline = time_mono_us() + WAIT_MS * 1000LL;
+	for (;;) {
+		int n = fx_stack_servers(&stack, "pdn", srv, 8), down = 0;
+		for (int i = 0; i < n; i++)
+			down += strcmp(srv[i].status, "DOWN") == 0;
+		if (down == 3)
+			break;
+		if (time_mono_us() > deadline)
+			fail_msg("HAProxy's checks did not see the 3 dead instances down");
+		time_sleep_us(50000);
+	}
+	const char *gone[] = { "p0", "p1", "p2" };
+	fx_stack_del_many(&stack, "pdn", gone, 3);
+	assert_true(fx_stack_wait_names(&stack, "pdn", "p3,p4", WAIT_MS));
+	assert_int_equal(fx_stack_metric(&stack, "veltrix_panic_held_servers{service=\"pdn\"}"), 0);
+}
+
 /* Hostile keys and values: rejected, logged once each, counted by reason; HAProxy never sees
  * them (no refused command, the valid server untouched), and a valid instance written among
  * them converges. */
@@ -375,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_capacity_sets_weight_and_maxconn),
 		cmocka_unit_test(test_drain_under_traffic_fails_no_request),
 		cmocka_unit_test(test_panic_threshold_holds_until_force_sync),
+		cmocka_unit_test(test_panic_threshold_yields_to_failing_checks),
 		cmocka_unit_test(test_hostile_values_are_rejected_and_counted),
 		cmocka_unit_test(test_drain_timeout_cuts_what_is_left),
 	};

@@ -231,12 +231,15 @@ static void test_sighup_adds_service_with_one_reload(void **state)
 	long long worker = fx_stack_worker_pid(&stack);
 	assert_true(reloads >= 0 && worker > 0);
 
+	/* Registered before the service exists in the configuration: ignored until then. */
+	fx_stack_put(&stack, "added", "a1", fx_stack_value(&stack, 1, NULL));
 	fx_stack_add_service(&stack, "added", "    balance: roundrobin\n");
 	assert_int_equal(fx_stack_controller_kill(&stack, SIGHUP), 0);
 	static char added[] = "added";
 	assert_true(fx_wait(backend_exists, added, WAIT_MS));
+	assert_true(fx_stack_wait_names(&stack, "added", "a1", WAIT_MS));
 	fx_stack_put(&stack, "added", "a0", fx_stack_value(&stack, 0, NULL));
-	assert_true(fx_stack_wait_names(&stack, "added", "a0", WAIT_MS));
+	assert_true(fx_stack_wait_names(&stack, "added", "a0,a1", WAIT_MS));
 	assert_serves("added");
 
 	assert_int_equal(fx_stack_reloads(&stack), reloads + 1);
@@ -281,7 +284,7 @@ static void test_haproxy_crash_is_repaired(void **state)
 	assert_true(fx_wait(haproxy_back, NULL, 20000));
 	fx_stack_track_haproxy(&stack);
 	assert_true(fx_stack_wait_names(&stack, "ha", "h0,h1,h2,h3", WAIT_MS));
-	assert_true(fx_stack_wait_names(&stack, "added", "a0", WAIT_MS));
+	assert_true(fx_stack_wait_names(&stack, "added", "a0,a1", WAIT_MS));
 	assert_int_equal(fx_stack_servers(&stack, "kil", after, 8), n);
 	for (int i = 0; i < n; i++)
 		assert_true(same_server(&before[i], &after[i]));
