@@ -160,6 +160,11 @@ void ctl_stats_release(struct ctl_service *s);
 struct ctl_owned *ctl_owned_load(const char *state_dir, struct vxerr *err);
 bool ctl_owned_has(const struct ctl_owned *o, const char *backend, const char *server);
 void ctl_owned_set(struct ctl_owned *o, const char *backend, const char *server, bool owned);
+/* Forgets the servers of backend that HAProxy no longer has (present() says which it has): a
+ * reload of the user's HAProxy drops every dynamic server, and a name once ours must not make
+ * a server the user configures later look like ours. */
+void ctl_owned_prune(struct ctl_owned *o, const char *backend, bool (*present)(const void *ud, const char *server),
+		     const void *ud);
 int ctl_owned_save(struct ctl_owned *o, struct vxerr *err);
 void ctl_owned_free(struct ctl_owned *o);
 

@@ -129,6 +129,24 @@ void ctl_owned_set(struct ctl_owned *o, const char *backend, const char *server,
 	free(key);
 }
 
+void ctl_owned_prune(struct ctl_owned *o, const char *backend, bool (*present)(const void *ud, const char *server),
+		     const void *ud)
+{
+	if (!o)
+		return;
+	size_t blen = strlen(backend), kept = 0;
+	for (size_t i = 0; i < o->n; i++) {
+		char *k = o->keys[i];
+		if (strncmp(k, backend, blen) == 0 && k[blen] == '/' && !present(ud, k + blen + 1)) {
+			free(k);
+			o->dirty = true;
+		} else {
+			o->keys[kept++] = k; /* order, and so the sort, is kept */
+		}
+	}
+	o->n = kept;
+}
+
 int ctl_owned_save(struct ctl_owned *o, struct vxerr *err)
 {
 	if (!o || !o->dirty)

@@ -164,6 +164,21 @@ static bool owned(const struct controller *c, const struct ctl_service *s, const
 	return c->cfg->haproxy.mode == HAP_MODE_MANAGED || ctl_owned_has(c->owned, s->name, server);
 }
 
+static int have_by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ctl_have *)a)->name, ((const struct ctl_have *)b)->name);
+}
+
+static bool have_present(const void *ud, const char *server)
+{
+	const struct round_svc *rs = ud;
+	struct ctl_have key;
+	if (rs->n_have == 0 || snprintf(key.name, sizeof(key.name), "%s", server) >= (int)sizeof(key.name))
+		return false;
+	return bsearch(&key, rs->have, rs->n_have, sizeof(*rs->have), have_by_name) != NULL;
+}
+
+/* What HAProxy has, sorted by name; attach mode forgets owned servers that are gone. */
 static void build_have(struct controller *c, struct round_svc *rs)
 {
 	rs->have = xcalloc(rs->state.n ? rs->state.n : 1, sizeof(*rs->have));
@@ -187,6 +202,8 @@ static void build_have(struct controller *c, struct round_svc *rs)
 		h->drain_started_us = m ? m->drain_started_us : 0;
 		rs->n_have++;
 	}
+	qsort(rs->have, rs->n_have, sizeof(*rs->have), have_by_name);
+	ctl_owned_prune(c->owned, rs->s->name, have_present, rs);
 }
 
 static int want_by_name(const void *a, const void *b)

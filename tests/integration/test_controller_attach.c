@@ -3,7 +3,8 @@
  * declared first (the case where `show stat <name>` would list the frontend). The controller
  * adds and removes only its own servers and never touches the static one, even when a
  * registered instance claims its name, when the pool empties, when an operator forces a sync,
- * and across a restart (the ownership file in its state directory). */
+ * and across a restart (the ownership file in its state directory); a reload of the user's
+ * HAProxy (which drops dynamic servers) is noticed and the controller's servers come back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,11 +18,13 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/buf.h"
 #include "common/net.h"
 #include "common/timeutil.h"
 #include "fx.h"
 #include "fx_haproxy.h"
 #include "fx_stack.h"
+#include "haproxy/hap.h"
 
 #define WAIT_MS 10000
 
@@ -138,6 +141,26 @@ static void test_ownership_survives_restart(void **state)
 	assert_true(fx_stack_wait_names(&stack, "web", "a2,static1", WAIT_MS));
 	assert_static_untouched();
 
+	/* The user reloads HAProxy: every dynamic server is gone; the controller, reading from the
+	 * new worker, adds its own back. */
+	static const char readded[] = "msg=\"server added\" service=web server=a2";
+	int added = fx_stack_log_count(&stack, readded);
+	struct buf out = BUF_INIT(1 << 16);
+	struct vxerr err;
+	assert_int_equal(hap_master_cmd(user.master_sock, "reload", 5 * USEC_PER_SEC, &out, &err), 0);
+	buf_release(&out);
+	int64_t deadline = time_mono_us() + WAIT_MS * 1000LL;
+	while (fx_stack_log_count(&stack, readded) == added) {
+		if (time_mono_us() > deadline)
+			fail_msg("the controller did not add its server back after the reload");
+		time_sleep_us(50000);
+	}
+	assert_true(fx_stack_wait_names(&stack, "web", "a2,static1", WAIT_MS));
+	assert_static_untouched();
+	char *owned = owned_file();
+	assert_string_equal(owned, "web a2\n");
+	free(owned);
+
 	const char *all[] = { "a2", "static1" };
 	fx_stack_del_many(&stack, "web", all, 2);
 	time_sleep_us(800 * 1000); /* the last own server's key vanished: the panic threshold keeps it */
@@ -150,7 +173,7 @@ static void test_ownership_survives_restart(void **state)
 	time_sleep_us(500 * 1000);
 	assert_string_equal(fx_stack_names(&stack, "web"), "static1");
 	assert_static_untouched();
-	char *owned = owned_file();
+	owned = owned_file();
 	assert_string_equal(owned, "");
 	free(owned);
 	char url[64], who[64];
