@@ -29,9 +29,10 @@ bool ctl_check_ident(struct controller *c)
 	return true;
 }
 
-static bool sampled(const struct hap_stat_row *r)
+/* be_id may be stale after a reload renumbered the backends: only this backend's rows count. */
+static bool sampled(const struct ctl_service *s, const struct hap_stat_row *r)
 {
-	return r->type == HAP_STAT_SERVER && strcmp(r->status, "UP") == 0;
+	return r->type == HAP_STAT_SERVER && strcmp(r->pxname, s->name) == 0 && strcmp(r->status, "UP") == 0;
 }
 
 static void sample_service(struct ctl_service *s, const struct hap_stats *stats)
@@ -39,14 +40,14 @@ static void sample_service(struct ctl_service *s, const struct hap_stats *stats)
 	size_t n = 0;
 	/* Create every memory first: creating one moves the others, pointers taken after stay. */
 	for (size_t i = 0; i < stats->n; i++)
-		if (sampled(&stats->rows[i]))
+		if (sampled(s, &stats->rows[i]))
 			ctl_mem_get(s, stats->rows[i].svname, true);
 	struct ctl_sample *samples = xcalloc(stats->n ? stats->n : 1, sizeof(*samples));
 	struct ctl_feedback *fb = xcalloc(stats->n ? stats->n : 1, sizeof(*fb));
 	struct ctl_srv_mem **mem = xcalloc(stats->n ? stats->n : 1, sizeof(*mem));
 	for (size_t i = 0; i < stats->n; i++) {
 		const struct hap_stat_row *r = &stats->rows[i];
-		if (!sampled(r))
+		if (!sampled(s, r))
 			continue;
 		samples[n] = (struct ctl_sample){
 			.requests = r->stot > 0 ? (uint64_t)r->stot : 0,

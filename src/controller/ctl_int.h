@@ -54,6 +54,7 @@ struct ctl_service {
 	size_t conflicts;              /* instance names taken by servers Veltrix does not own */
 	bool panic;
 	int64_t be_id;                 /* HAProxy's id for the backend, -1 unknown */
+	bool unreadable;               /* the last `show servers state` of it failed (no such backend) */
 };
 
 struct ctl_owned; /* attach mode: servers this controller added */

@@ -108,11 +108,16 @@ static int read_states(struct controller *c, struct round_svc *rs, size_t n, str
 	int r = batch_send(c, &b, replies, err);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		struct vxerr perr;
+		struct ctl_service *s = rs[i].s;
 		rs[i].state_ok = hap_parse_servers_state(replies[i].text, replies[i].len, &rs[i].state, &perr) == 0;
-		if (!rs[i].state_ok)
-			log_warn("cannot read the backend", "service=%s error=%s", rs[i].s->name, log_q(perr.msg));
-		else if (rs[i].state.n > 0)
-			rs[i].s->be_id = rs[i].state.rows[0].be_id;
+		if (!rs[i].state_ok && !s->unreadable) /* once, not every round */
+			log_warn("cannot read the backend, skipping the service", "service=%s error=%s", s->name,
+				 log_q(perr.msg));
+		if (rs[i].state_ok && s->unreadable)
+			log_info("backend readable again", "service=%s", s->name);
+		s->unreadable = !rs[i].state_ok;
+		if (rs[i].state_ok && rs[i].state.n > 0)
+			s->be_id = rs[i].state.rows[0].be_id;
 	}
 	hap_replies_release(replies, n);
 	free(replies);

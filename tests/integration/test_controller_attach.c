@@ -45,9 +45,10 @@ static int setup(void **state)
 			       user_port, origin.ports[0]);
 	fx_haproxy_start(&user, body);
 	free(body);
-	static const struct fx_stack_service svcs[] = { { "web", NULL, 0 } };
+	/* "nobe" has no backend in the user's HAProxy: skipped, the rest works. */
+	static const struct fx_stack_service svcs[] = { { "web", NULL, 0 }, { "nobe", NULL, 0 } };
 	struct fx_stack_opts o = { .n_backends = 3, .attach_runtime_socket = user.runtime_sock };
-	fx_stack_start(&stack, &o, svcs, 1);
+	fx_stack_start(&stack, &o, svcs, 2);
 	struct fx_srv srv[4];
 	if (fx_stack_servers(&stack, "web", srv, 4) != 1)
 		return -1;
@@ -125,6 +126,11 @@ static void test_only_own_servers_are_managed(void **state)
 	fx_stack_del(&stack, "web", "a0");
 	assert_true(fx_stack_wait_names(&stack, "web", "a1,static1", WAIT_MS));
 	assert_static_untouched();
+
+	fx_stack_put(&stack, "nobe", "n0", fx_stack_value(&stack, 0, NULL));
+	time_sleep_us(500 * 1000);
+	assert_int_equal(fx_stack_log_count(&stack, "cannot read the backend, skipping the service\" service=nobe"), 1);
+	assert_int_equal(fx_stack_log_count(&stack, "runtime API refused"), 0);
 }
 
 /* A controller killed with SIGKILL and started again still knows its own servers: it removes
