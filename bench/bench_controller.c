@@ -2,7 +2,8 @@
  * controller starts:
  * - latency: a registry change -> visible in `show servers state`, p50/p99 at 100 and 1,000
  *   changes/s. Each change is a put of a new operator weight for one of BENCH_CTL_POOL
- *   instances; it counts from the moment the put is sent to the moment a poller (its own
+ *   instances, sent on schedule by 4 writer threads; it counts from the moment the put is sent
+ *   to the moment a poller (its own
  *   thread, polling `show servers state` on the runtime socket in a loop with 100 us pauses)
  *   sees the new weight. A change superseded by the next change to the same server before it was seen is
  *   counted as applied when the later one is.
@@ -42,7 +43,8 @@
 #include "registry/etcd.h"
 
 #define POLL_PAUSE_US 100 /* between two polls: resolution enough, and less load on 2 cores */
-#define WEIGHT_CYCLE 249 /* weights 1..249 per server; 256 is the starting weight */
+#define WEIGHT_CYCLE 249
+#define WRITERS 4 /* weights 1..249 per server; 256 is the starting weight */
 
 static void die(const char *what, const char *msg)
 {
@@ -320,9 +322,10 @@ static void put_bulk(CURL *c, const char *svc, int first, int n)
 struct run {
 	int pool;
 	int64_t n;              /* changes planned */
-	int64_t *sent_us;       /* send time of change i */
+	int rate;
+	int64_t start_us;
+	int64_t *sent_us;       /* send time of change i (atomic: writers store, the poller loads) */
 	int64_t *seen_us;       /* first time its effect was seen */
-	atomic_llong issued;    /* changes sent so far */
 	atomic_bool stop;
 	int *applied;           /* per server: changes seen so far */
 	int64_t polls;
@@ -336,12 +339,12 @@ static int weight_of(int64_t k)
 }
 
 /* Server s shows weight w: every change to s up to the one that set w is applied. */
-static void saw(struct run *r, int s, int w, int64_t now, int64_t issued)
+static void saw(struct run *r, int s, int w, int64_t now)
 {
 	for (int k = r->applied[s] + 1; k <= r->applied[s] + WEIGHT_CYCLE; k++) {
 		int64_t i = (int64_t)(k - 1) * r->pool + s;
-		if (i >= issued)
-			return;
+		if (i >= r->n || __atomic_load_n(&r->sent_us[i], __ATOMIC_ACQUIRE) == 0)
+			return; /* not sent yet: the weight is an older one */
 		if (weight_of(k) != w)
 			continue;
 		for (int j = r->applied[s] + 1; j <= k; j++)
@@ -391,7 +394,6 @@ static void *poller(void *arg)
 	static const char cmd[] = "show servers state lat000\n";
 	raw_open(&cli);
 	while (!atomic_load(&r->stop)) {
-		int64_t issued = atomic_load(&r->issued); /* before the read: never credit a later put */
 		struct hap_servers_state st;
 		if (net_write_all(cli.fd, cmd, sizeof(cmd) - 1) != 0)
 			die("poller", strerror(errno));
@@ -402,7 +404,7 @@ static void *poller(void *arg)
 		for (size_t i = 0; i < st.n; i++) {
 			int64_t s;
 			if (st.rows[i].name[0] == 'i' && parse_i64(st.rows[i].name + 1, 0, r->pool - 1, &s) == 0)
-				saw(r, (int)s, (int)st.rows[i].uweight, now, issued);
+				saw(r, (int)s, (int)st.rows[i].uweight, now);
 		}
 		hap_servers_state_release(&st);
 		r->polls++;
@@ -450,25 +452,53 @@ static void reset_pool(CURL *c, int pool)
 	die("reset", "the pool did not reach weight 256 (is a controller or watcher running?)");
 }
 
+/* Writer w sends changes w, w + WRITERS, ... on their schedule, on its own connection: one
+ * sequential writer cannot keep 1,000 puts/s when a put takes a millisecond. With a pool that is
+ * a multiple of WRITERS, all changes of one server come from one writer, in order. */
+struct writer {
+	struct run *r;
+	int index;
+	int64_t done_us;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	struct run *r = w->r;
+	CURL *c = curl_easy_init();
+	for (int64_t i = w->index; i < r->n; i += WRITERS) {
+		int64_t due = r->start_us + i * USEC_PER_SEC / r->rate, now = time_mono_us();
+		if (due > now)
+			time_sleep_us(due - now);
+		__atomic_store_n(&r->sent_us[i], time_mono_us(), __ATOMIC_RELEASE);
+		put_weight(c, (int)(i % r->pool), weight_of(i / r->pool + 1));
+	}
+	w->done_us = time_mono_us();
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
 static void latency_run(CURL *c, const char *who, int pool, int rate, int seconds)
 {
-	struct run r = { .pool = pool, .n = (int64_t)rate * seconds };
+	struct run r = { .pool = pool, .rate = rate, .n = (int64_t)rate * seconds };
 	r.sent_us = xcalloc((size_t)r.n, sizeof(*r.sent_us));
 	r.seen_us = xcalloc((size_t)r.n, sizeof(*r.seen_us));
 	r.applied = xcalloc((size_t)pool, sizeof(*r.applied));
 	reset_pool(c, pool);
-	pthread_t th;
+	pthread_t th, wth[WRITERS];
+	struct writer wr[WRITERS];
 	pthread_create(&th, NULL, poller, &r);
-	int64_t start = time_mono_us();
-	for (int64_t i = 0; i < r.n; i++) {
-		int64_t due = start + i * USEC_PER_SEC / rate, now = time_mono_us();
-		if (due > now)
-			time_sleep_us(due - now);
-		r.sent_us[i] = time_mono_us();
-		atomic_store(&r.issued, i + 1);
-		put_weight(c, (int)(i % pool), weight_of(i / pool + 1));
+	r.start_us = time_mono_us();
+	for (int i = 0; i < WRITERS; i++) {
+		wr[i] = (struct writer){ &r, i, 0 };
+		pthread_create(&wth[i], NULL, writer_main, &wr[i]);
 	}
-	int64_t sent_for = time_mono_us() - start;
+	int64_t sent_for = 0;
+	for (int i = 0; i < WRITERS; i++) {
+		pthread_join(wth[i], NULL);
+		if (wr[i].done_us - r.start_us > sent_for)
+			sent_for = wr[i].done_us - r.start_us;
+	}
 	int64_t deadline = time_mono_us() + 5 * USEC_PER_SEC;
 	while (time_mono_us() < deadline && r.seen_us[r.n - 1] == 0)
 		time_sleep_us(10000);
@@ -710,6 +740,7 @@ int main(void)
 {
 	int seconds = (int)env_int("BENCH_CTL_SECONDS", 3, 3600);
 	int pool = (int)env_int("BENCH_CTL_POOL", 100, 1000);
+	pool = (pool + WRITERS - 1) / WRITERS * WRITERS; /* see struct writer */
 	int instances = (int)env_int("BENCH_CTL_INSTANCES", 10000, 1000000);
 	int services = (int)env_int("BENCH_CTL_SERVICES", 100, 1000);
 	int rates[8], n_rates = parse_rates(rates, 8);
