@@ -78,13 +78,15 @@ void ctl_mark_all_dirty(struct controller *c)
 		c->svcs[i].dirty = true;
 }
 
-/* An isolated change is applied at once; changes arriving while the previous round is fresh are
- * coalesced over max_batch_delay, so a burst costs a few round trips, not one per event. */
+/* An isolated change is applied at once; under a burst, rounds start at most once per
+ * max_batch_delay and each takes everything that arrived meanwhile, so a burst costs a few
+ * round trips, not one per event, and no change waits longer than max_batch_delay for its
+ * round to start. */
 void ctl_schedule_reconcile(struct controller *c)
 {
 	if (c->stopping || ev_is_active(&c->reconcile_timer))
 		return;
-	int64_t next = c->last_reconcile_end_us + c->cfg->controller.max_batch_delay_us - time_mono_us();
+	int64_t next = c->last_reconcile_start_us + c->cfg->controller.max_batch_delay_us - time_mono_us();
 	ev_timer_set(&c->reconcile_timer, next > 0 ? (double)next / 1e6 : 0, 0);
 	ev_timer_start(c->loop, &c->reconcile_timer);
 }

@@ -99,7 +99,7 @@ struct controller {
 	struct ctl_service *svcs;
 	size_t n_svcs;
 	bool force;
-	int64_t last_reconcile_end_us;
+	int64_t last_reconcile_start_us;
 	int64_t last_full_resync_us;
 	ev_timer reconcile_timer;
 	ev_timer periodic_timer; /* full resync and HAProxy identity */

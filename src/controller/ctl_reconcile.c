@@ -453,13 +453,14 @@ static void prune_memory(struct round_svc *rs)
 	s->n_mem = kept;
 }
 
-static void finish_round(struct controller *c, struct round_svc *rs, size_t n, int64_t start)
+/* applied: every operation of the round reached HAProxy (else it is all retried). */
+static void finish_round(struct controller *c, struct round_svc *rs, size_t n, int64_t start, bool applied)
 {
 	int64_t now = time_mono_us();
 	bool followup = false;
 	for (size_t i = 0; i < n; i++) {
 		struct ctl_service *s = rs[i].s;
-		if (s->dirty_since_us) {
+		if (applied && s->dirty_since_us) {
 			metric_observe(c->m.apply_seconds, (double)(now - s->dirty_since_us) / 1e6, NULL);
 			s->dirty_since_us = 0;
 		}
@@ -471,8 +472,8 @@ static void finish_round(struct controller *c, struct round_svc *rs, size_t n, i
 		}
 	}
 	metric_observe(c->m.reconcile_seconds, (double)(now - start) / 1e6, NULL);
-	c->last_reconcile_end_us = now;
-	c->force = false;
+	if (applied)
+		c->force = false; /* the operator's confirmation holds until a round went through */
 	if (c->owned && ctl_owned_save(c->owned, NULL) != 0)
 		log_warn("cannot save the list of servers this controller added", "state_dir=%s",
 			 log_q(c->cfg->haproxy.state_dir));
@@ -524,6 +525,7 @@ void ctl_reconcile_dirty(struct controller *c)
 	struct round_svc *rs;
 	size_t n = collect_dirty(c, &rs);
 	int64_t start = time_mono_us();
+	c->last_reconcile_start_us = start;
 	struct vxerr err;
 	struct batch ops = { 0 };
 	if (n == 0)
@@ -546,7 +548,7 @@ void ctl_reconcile_dirty(struct controller *c)
 		r = flush(c, &ops, &err);
 	if (r != 0)
 		retry_later(c, rs, n, "apply", err.msg);
-	finish_round(c, rs, n, start);
+	finish_round(c, rs, n, start, r == 0);
 out:
 	batch_release(&ops);
 	round_release(rs, n);
