@@ -20,8 +20,8 @@ const struct cli_opt cmd_controller_opts[] = {
 	{ 'c', "config", "FILE", "configuration file (default: $VELTRIX_CONFIG, else ./veltrix.yaml)" },
 	{ OPT_ETCD, "etcd", "URL[,URL...]", "etcd endpoints, overriding etcd.endpoints" },
 	{ OPT_FORCE_SYNC, "force-sync", NULL,
-	  "tell the running controller (pid in <haproxy.state_dir>/controller.pid) to apply the registry even past "
-	  "the panic threshold, once; same as sending it SIGUSR1" },
+	  "tell the controller running with this configuration's haproxy.state_dir to apply the registry even "
+	  "past the panic threshold, once; same as sending it SIGUSR1" },
 	{ 0, NULL, NULL, NULL },
 };
 
@@ -45,34 +45,19 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 }
 
-static char *pid_path(const struct vx_config *cfg)
-{
-	return xasprintf("%s/controller.pid", cfg->haproxy.state_dir);
-}
-
 static int signal_running(const struct vx_config *cfg)
 {
-	char *path = pid_path(cfg);
-	FILE *f = fopen(path, "r");
-	char line[32] = "";
-	int64_t pid = 0;
-	int rc = EXIT_FAILED;
-	if (!f) {
-		fprintf(stderr, "veltrix controller: no running controller (%s: %s)\n", path, strerror(errno));
-		goto out;
+	pid_t pid = ctl_pidfile_holder(cfg);
+	if (pid <= 0) {
+		fprintf(stderr, "veltrix controller: no controller runs with haproxy.state_dir %s\n", cfg->haproxy.state_dir);
+		return EXIT_FAILED;
 	}
-	if (!fgets(line, sizeof(line), f) || (line[strcspn(line, "\n")] = '\0', parse_i64(line, 2, INT32_MAX, &pid)) != 0)
-		fprintf(stderr, "veltrix controller: %s does not hold a pid\n", path);
-	else if (kill((pid_t)pid, SIGUSR1) != 0)
-		fprintf(stderr, "veltrix controller: cannot signal pid %lld: %s\n", (long long)pid, strerror(errno));
-	else {
-		printf("asked controller %lld to sync past the panic threshold once\n", (long long)pid);
-		rc = EXIT_OK;
+	if (kill(pid, SIGUSR1) != 0) {
+		fprintf(stderr, "veltrix controller: cannot signal pid %d: %s\n", (int)pid, strerror(errno));
+		return EXIT_FAILED;
 	}
-	fclose(f);
-out:
-	free(path);
-	return rc;
+	printf("asked controller %d to sync past the panic threshold once\n", (int)pid);
+	return EXIT_OK;
 }
 
 static int run_controller(struct vx_config *cfg, const char *cfg_path, const char *etcd_flag)
@@ -87,19 +72,19 @@ static int run_controller(struct vx_config *cfg, const char *cfg_path, const cha
 	log_set_component("controller");
 	struct ev_loop *loop = EV_DEFAULT;
 	struct ctl_opts o = { .cfg = cfg, .cfg_path = cfg_path, .etcd = &etcd.opts };
-	char *pidfile = pid_path(cfg);
 	struct run r = { 0 };
-	r.ctl = ctl_new(loop, &o, &err);
+	/* The lock outlives cfg (which the controller takes and may replace on SIGHUP). */
+	struct vx_config lock_cfg = { .haproxy.state_dir = xstrdup(cfg->haproxy.state_dir) };
+	int lock = ctl_pidfile_acquire(cfg, &err);
+	r.ctl = lock >= 0 ? ctl_new(loop, &o, &err) : NULL;
 	if (!r.ctl) {
 		log_error("controller failed to start", "error=%s", log_q(err.msg));
-		free(pidfile);
+		if (lock < 0)
+			cfg_free(cfg);
+		ctl_pidfile_release(&lock_cfg, lock);
+		free(lock_cfg.haproxy.state_dir);
 		cli_etcd_release(&etcd);
 		return EXIT_ENV;
-	}
-	FILE *pf = fopen(pidfile, "w");
-	if (pf) {
-		fprintf(pf, "%d\n", (int)getpid());
-		fclose(pf);
 	}
 	static const int signums[] = { SIGHUP, SIGUSR1, SIGTERM, SIGINT };
 	for (int i = 0; i < 4; i++) {
@@ -111,8 +96,8 @@ static int run_controller(struct vx_config *cfg, const char *cfg_path, const cha
 	for (int i = 0; i < 4; i++)
 		ev_signal_stop(loop, &r.sigs[i]);
 	ctl_free(r.ctl);
-	unlink(pidfile);
-	free(pidfile);
+	ctl_pidfile_release(&lock_cfg, lock);
+	free(lock_cfg.haproxy.state_dir);
 	cli_etcd_release(&etcd);
 	return EXIT_OK;
 }

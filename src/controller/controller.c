@@ -1,5 +1,6 @@
 /* The controller's lifecycle and clock: services, dirty marks, and the timers that turn them
  * into reconciles (see controller.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,15 +20,32 @@ struct ctl_service *ctl_service_find(struct controller *c, const char *name)
 	return NULL;
 }
 
+/* Memory is kept sorted by name: reconciles look servers up once per server per round, and
+ * pools hold thousands. */
+static size_t mem_lower_bound(const struct ctl_service *s, const char *name)
+{
+	size_t lo = 0, hi = s->n_mem;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(s->mem[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 struct ctl_srv_mem *ctl_mem_get(struct ctl_service *s, const char *name, bool create)
 {
-	for (size_t i = 0; i < s->n_mem; i++)
-		if (strcmp(s->mem[i].name, name) == 0)
-			return &s->mem[i];
+	size_t i = mem_lower_bound(s, name);
+	if (i < s->n_mem && strcmp(s->mem[i].name, name) == 0)
+		return &s->mem[i];
 	if (!create)
 		return NULL;
 	s->mem = xgrow(s->mem, sizeof(*s->mem), &s->cap_mem, s->n_mem + 1);
-	struct ctl_srv_mem *m = &s->mem[s->n_mem++];
+	memmove(&s->mem[i + 1], &s->mem[i], (s->n_mem - i) * sizeof(*s->mem));
+	s->n_mem++;
+	struct ctl_srv_mem *m = &s->mem[i];
 	memset(m, 0, sizeof(*m));
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	ctl_feedback_init(&m->fb);
@@ -37,8 +55,11 @@ struct ctl_srv_mem *ctl_mem_get(struct ctl_service *s, const char *name, bool cr
 void ctl_mem_forget(struct ctl_service *s, const char *name)
 {
 	struct ctl_srv_mem *m = ctl_mem_get(s, name, false);
-	if (m)
-		*m = s->mem[--s->n_mem];
+	if (!m)
+		return;
+	size_t i = (size_t)(m - s->mem);
+	memmove(&s->mem[i], &s->mem[i + 1], (s->n_mem - i - 1) * sizeof(*s->mem));
+	s->n_mem--;
 }
 
 void ctl_mark_dirty(struct controller *c, const char *service, int64_t since_us)
@@ -57,13 +78,15 @@ void ctl_mark_all_dirty(struct controller *c)
 		c->svcs[i].dirty = true;
 }
 
-/* An isolated change is applied at once; changes arriving while the previous round is fresh are
- * coalesced over max_batch_delay, so a burst costs a few round trips, not one per event. */
+/* An isolated change is applied at once; under a burst, rounds start at most once per
+ * max_batch_delay and each takes everything that arrived meanwhile, so a burst costs a few
+ * round trips, not one per event, and no change waits longer than max_batch_delay for its
+ * round to start. */
 void ctl_schedule_reconcile(struct controller *c)
 {
 	if (c->stopping || ev_is_active(&c->reconcile_timer))
 		return;
-	int64_t next = c->last_reconcile_end_us + c->cfg->controller.max_batch_delay_us - time_mono_us();
+	int64_t next = c->last_reconcile_start_us + c->cfg->controller.max_batch_delay_us - time_mono_us();
 	ev_timer_set(&c->reconcile_timer, next > 0 ? (double)next / 1e6 : 0, 0);
 	ev_timer_start(c->loop, &c->reconcile_timer);
 }
@@ -96,7 +119,8 @@ static void on_periodic_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	struct controller *c = w->data;
 	int64_t now = time_mono_us();
-	ctl_check_ident(c);
+	if (!ctl_check_ident(c) && c->cfg->haproxy.mode == HAP_MODE_MANAGED)
+		ctl_managed_supervise(c);
 	if (now - c->last_full_resync_us >= c->cfg->controller.resync_interval_us) {
 		c->last_full_resync_us = now;
 		ctl_mark_all_dirty(c);
@@ -123,6 +147,7 @@ static void build_services(struct controller *c)
 		if (old) {
 			next[i] = *old;
 			old->mem = NULL;
+			old->stats = NULL;
 		} else {
 			snprintf(next[i].name, sizeof(next[i].name), "%s", cs->name);
 			next[i].be_id = -1;
@@ -130,8 +155,10 @@ static void build_services(struct controller *c)
 		next[i].cfg = cs;
 		next[i].dirty = true;
 	}
-	for (size_t i = 0; i < c->n_svcs; i++)
+	for (size_t i = 0; i < c->n_svcs; i++) {
 		free(c->svcs[i].mem);
+		ctl_stats_release(&c->svcs[i]);
+	}
 	free(c->svcs);
 	c->svcs = next;
 	c->n_svcs = c->cfg->n_services;
@@ -217,7 +244,7 @@ void ctl_reload_config(struct controller *c)
 	struct vx_config *old = c->cfg;
 	c->cfg = next;
 	build_services(c);
-	ctl_registry_restart(c); /* the allow-lists may have changed */
+	ctl_registry_reconfigure(c, old);
 	cfg_free(old);
 	log_info("configuration reloaded", "file=%s services=%zu", log_q(c->cfg_path), c->n_svcs);
 	ctl_schedule_reconcile(c);
@@ -264,8 +291,10 @@ void ctl_free(struct controller *c)
 	if (c->cfg->haproxy.mode == HAP_MODE_MANAGED)
 		ctl_managed_stop(c);
 	ctl_owned_free(c->owned);
-	for (size_t i = 0; i < c->n_svcs; i++)
+	for (size_t i = 0; i < c->n_svcs; i++) {
 		free(c->svcs[i].mem);
+		ctl_stats_release(&c->svcs[i]);
+	}
 	free(c->svcs);
 	free(c->runtime_socket);
 	free(c->cfg_path);

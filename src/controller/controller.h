@@ -17,6 +17,7 @@
 #define VX_CONTROLLER_CONTROLLER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 #include "config/config.h"
@@ -44,6 +45,13 @@ void ctl_force_sync(struct controller *c);
 /* Stops watching and reconciling; the caller then ends its loop. HAProxy keeps serving. */
 void ctl_stop(struct controller *c);
 void ctl_free(struct controller *c);
+
+/* <haproxy.state_dir>/controller.pid, locked for as long as the controller runs (ctl_pidfile.c):
+ * acquire before ctl_new (fails when another controller holds the directory; returns the fd),
+ * release at exit. holder: the pid of the running controller, 0 when none runs. */
+int ctl_pidfile_acquire(const struct vx_config *cfg, struct vxerr *err);
+void ctl_pidfile_release(const struct vx_config *cfg, int fd);
+pid_t ctl_pidfile_holder(const struct vx_config *cfg);
 
 /* For `veltrix up` and the tests: where HAProxy's admin socket is. */
 const char *ctl_runtime_socket(const struct controller *c);

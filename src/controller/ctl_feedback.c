@@ -7,15 +7,16 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "controller/ctl_int.h"
 
-void ctl_check_ident(struct controller *c)
+bool ctl_check_ident(struct controller *c)
 {
 	struct hap_ident now;
 	struct vxerr err;
 	if (c->stopping || ctl_rt_ensure(c, &err) != 0 || hap_rt_ident(c->rt, &now, &err) != 0) {
 		ctl_rt_drop(c);
-		return;
+		return false;
 	}
 	if (c->have_ident && hap_ident_changed(&c->ident, &now)) {
 		log_warn("HAProxy restarted or reloaded, reconciling every service", "old_pid=%lld pid=%lld uptime_s=%lld",
@@ -25,19 +26,29 @@ void ctl_check_ident(struct controller *c)
 	}
 	c->ident = now;
 	c->have_ident = true;
+	return true;
+}
+
+/* be_id may be stale after a reload renumbered the backends: only this backend's rows count. */
+static bool sampled(const struct ctl_service *s, const struct hap_stat_row *r)
+{
+	return r->type == HAP_STAT_SERVER && strcmp(r->pxname, s->name) == 0 && strcmp(r->status, "UP") == 0;
 }
 
 static void sample_service(struct ctl_service *s, const struct hap_stats *stats)
 {
 	size_t n = 0;
+	/* Create every memory first: creating one moves the others, pointers taken after stay. */
+	for (size_t i = 0; i < stats->n; i++)
+		if (sampled(s, &stats->rows[i]))
+			ctl_mem_get(s, stats->rows[i].svname, true);
 	struct ctl_sample *samples = xcalloc(stats->n ? stats->n : 1, sizeof(*samples));
 	struct ctl_feedback *fb = xcalloc(stats->n ? stats->n : 1, sizeof(*fb));
-	size_t *idx = xcalloc(stats->n ? stats->n : 1, sizeof(*idx)); /* into s->mem, which may move */
+	struct ctl_srv_mem **mem = xcalloc(stats->n ? stats->n : 1, sizeof(*mem));
 	for (size_t i = 0; i < stats->n; i++) {
 		const struct hap_stat_row *r = &stats->rows[i];
-		if (r->type != HAP_STAT_SERVER || strcmp(r->status, "UP") != 0)
+		if (!sampled(s, r))
 			continue;
-		struct ctl_srv_mem *m = ctl_mem_get(s, r->svname, true);
 		samples[n] = (struct ctl_sample){
 			.requests = r->stot > 0 ? (uint64_t)r->stot : 0,
 			.errors = (uint64_t)(r->econ > 0 ? r->econ : 0) + (uint64_t)(r->eresp > 0 ? r->eresp : 0) +
@@ -45,15 +56,16 @@ static void sample_service(struct ctl_service *s, const struct hap_stats *stats)
 			.rtime_ms = r->rtime > 0 ? (int)r->rtime : 0,
 			.queue = r->qcur > 0 ? (int)r->qcur : 0,
 		};
-		fb[n] = m->fb;
-		idx[n++] = (size_t)(m - s->mem);
+		mem[n] = ctl_mem_get(s, r->svname, false);
+		fb[n] = mem[n]->fb;
+		n++;
 	}
 	ctl_feedback_update(fb, samples, n);
 	for (size_t i = 0; i < n; i++)
-		s->mem[idx[i]].fb = fb[i];
+		mem[i]->fb = fb[i];
 	free(samples);
 	free(fb);
-	free(idx);
+	free(mem);
 }
 
 void ctl_feedback_tick(struct controller *c)
@@ -73,8 +85,10 @@ void ctl_feedback_tick(struct controller *c)
 			ctl_rt_drop(c);
 			return;
 		}
-		if (hap_parse_stat(reply.text, reply.len, &stats, NULL) == 0)
+		if (hap_parse_stat(reply.text, reply.len, &stats, NULL) == 0) {
 			sample_service(s, &stats);
+			ctl_stats_store(s, &stats, time_mono_us()); /* fresh figures for the reconcile */
+		}
 		hap_stats_release(&stats);
 		hap_replies_release(&reply, 1);
 		s->dirty = true;

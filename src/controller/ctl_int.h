@@ -18,12 +18,26 @@
 
 #define CTL_FOLLOWUP_US (200 * 1000) /* drains in progress and retried deletes are looked at again */
 #define CTL_BATCH_MAX 512            /* commands per pipelined write */
+/* `show stat` is the costliest read (about 5 us per server on 2.6.12, three times `show servers
+ * state`): a reconcile reads it only when it needs sessions or check results (servers on their
+ * way out), when a server is missing from the last read, after an operation that changes what
+ * it reports, and otherwise at least this often. */
+#define CTL_STATS_MAX_AGE_US (1000 * 1000)
 
 /* What the controller remembers about one server between reconciles. */
 struct ctl_srv_mem {
 	char name[CTL_NAME_MAX];
 	int64_t drain_started_us;
 	struct ctl_feedback fb;
+	bool seen; /* present in HAProxy in the current round */
+};
+
+/* What a reconcile needs from one server's `show stat` row (ctl_stats.c). */
+struct ctl_stat {
+	char name[CTL_NAME_MAX];
+	int maxconn;  /* slim; 0 = unlimited */
+	int sessions; /* scur */
+	bool check_down;
 };
 
 struct ctl_service {
@@ -31,11 +45,16 @@ struct ctl_service {
 	const struct cfg_service *cfg; /* points into controller.cfg */
 	bool dirty;
 	int64_t dirty_since_us;        /* the oldest registry change not yet applied (0: none) */
-	struct ctl_srv_mem *mem;
+	struct ctl_srv_mem *mem;       /* sorted by name */
 	size_t n_mem, cap_mem;
+	struct ctl_stat *stats;        /* the last `show stat` of the backend, sorted by name */
+	size_t n_stats;
+	int64_t stats_at_us;           /* when it was read; 0: never, or outdated by an operation */
 	size_t held_back;              /* servers the panic threshold keeps */
+	size_t conflicts;              /* instance names taken by servers Veltrix does not own */
 	bool panic;
 	int64_t be_id;                 /* HAProxy's id for the backend, -1 unknown */
+	bool unreadable;               /* the last `show servers state` of it failed (no such backend) */
 };
 
 struct ctl_owned; /* attach mode: servers this controller added */
@@ -43,7 +62,8 @@ struct ctl_owned; /* attach mode: servers this controller added */
 struct ctl_metrics {
 	struct metrics *reg;
 	struct metric_family *apply_seconds, *reconcile_seconds, *ops_total, *op_errors_total;
-	struct metric_family *rejected, *rejections_total, *staleness, *reloads_total, *resyncs_total;
+	struct metric_family *rejected, *rejections_total, *staleness, *reloads_total, *restarts_total;
+	struct metric_family *resyncs_total;
 	struct metric_family *held_back, *servers, *revision;
 };
 
@@ -73,11 +93,13 @@ struct controller {
 	struct hap_ident ident;
 	struct hap_proc proc;
 	bool managed_running;
+	int hap_restart_failures;  /* managed: failed starts since HAProxy was last seen running */
+	int64_t hap_restart_at_us; /* managed: no new start attempt before this */
 	struct ctl_owned *owned;
 	struct ctl_service *svcs;
 	size_t n_svcs;
 	bool force;
-	int64_t last_reconcile_end_us;
+	int64_t last_reconcile_start_us;
 	int64_t last_full_resync_us;
 	ev_timer reconcile_timer;
 	ev_timer periodic_timer; /* full resync and HAProxy identity */
@@ -102,6 +124,10 @@ int ctl_registry_start(struct controller *c, const struct etcd_opts *opts, struc
 void ctl_registry_stop(struct controller *c);
 void ctl_registry_set_policy(struct controller *c);
 void ctl_registry_restart(struct controller *c);
+/* After a configuration reload (c->cfg is the new one): a fresh view and snapshot only when
+ * the prefix or an allow-list changed; otherwise the view, and the service of a new service
+ * already registered, are there at once. */
+void ctl_registry_reconfigure(struct controller *c, const struct vx_config *old);
 double ctl_registry_staleness_s(const struct controller *c);
 
 /* ctl_reconcile.c */
@@ -109,18 +135,36 @@ void ctl_reconcile_dirty(struct controller *c);
 int ctl_rt_ensure(struct controller *c, struct vxerr *err);
 void ctl_rt_drop(struct controller *c);
 void ctl_feedback_tick(struct controller *c);
-void ctl_check_ident(struct controller *c);
+/* Returns false when HAProxy did not answer. */
+bool ctl_check_ident(struct controller *c);
 
 /* ctl_managed.c */
+/* mkdir -p with mode 0700 for the parts it creates. */
 int ctl_managed_start(struct controller *c, struct vxerr *err);
 int ctl_managed_reload(struct controller *c, const struct vx_config *next, struct vxerr *err);
 bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_config *b);
+/* Every second: HAProxy's process gone (a crash, a kill) -> start it again; the reconcile
+ * that follows puts every server back. */
+void ctl_managed_supervise(struct controller *c);
 void ctl_managed_stop(struct controller *c);
+
+/* ctl_stats.c */
+/* The server rows of `backend` in st, sorted by name (*out: caller frees); returns the count. */
+size_t ctl_stats_extract(const struct hap_stats *st, const char *backend, struct ctl_stat **out);
+const struct ctl_stat *ctl_stats_lookup(const struct ctl_stat *v, size_t n, const char *name);
+/* Replaces the service's cached statistics with its rows of st, read at now. */
+void ctl_stats_store(struct ctl_service *s, const struct hap_stats *st, int64_t now);
+void ctl_stats_release(struct ctl_service *s);
 
 /* ctl_owned.c */
 struct ctl_owned *ctl_owned_load(const char *state_dir, struct vxerr *err);
 bool ctl_owned_has(const struct ctl_owned *o, const char *backend, const char *server);
 void ctl_owned_set(struct ctl_owned *o, const char *backend, const char *server, bool owned);
+/* Forgets the servers of backend that HAProxy no longer has (present() says which it has): a
+ * reload of the user's HAProxy drops every dynamic server, and a name once ours must not make
+ * a server the user configures later look like ours. */
+void ctl_owned_prune(struct ctl_owned *o, const char *backend, bool (*present)(const void *ud, const char *server),
+		     const void *ud);
 int ctl_owned_save(struct ctl_owned *o, struct vxerr *err);
 void ctl_owned_free(struct ctl_owned *o);
 

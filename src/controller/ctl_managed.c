@@ -19,6 +19,7 @@
 #define RENDER_MAX (64u << 20)
 #define PROC_TIMEOUT_US (15 * USEC_PER_SEC)
 #define ADOPT_TIMEOUT_US (2 * USEC_PER_SEC)
+#define RESTART_BACKOFF_MAX_US (30 * USEC_PER_SEC)
 
 static char *state_path(const struct controller *c, const char *name)
 {
@@ -57,6 +58,8 @@ static int pools_read(struct controller *c, const struct vx_config *cfg, struct 
 	size_t k = 0;
 	for (size_t i = 0; i < cfg->n_services; i++) {
 		const char *be = cfg->services[i].name;
+		struct ctl_stat *figures;
+		size_t n_figures = ctl_stats_extract(&stats, be, &figures);
 		struct hap_pool *pool = &out->pools[out->n_pools++];
 		pool->backend = be;
 		pool->servers = &out->servers[k];
@@ -70,10 +73,11 @@ static int pools_read(struct controller *c, const struct vx_config *cfg, struct 
 			s->port = (uint16_t)(row->port > 0 && row->port <= 65535 ? row->port : 0);
 			s->weight = (int)(row->uweight >= 0 ? row->uweight : 1);
 			s->admin = hap_admin_from_bits(row->admin_state);
-			const struct hap_stat_row *sr = hap_stats_find(&stats, be, row->name);
-			s->maxconn = sr && sr->slim > 0 ? sr->slim : 0;
+			const struct ctl_stat *f = ctl_stats_lookup(figures, n_figures, row->name);
+			s->maxconn = f ? f->maxconn : 0;
 			pool->n++;
 		}
+		free(figures);
 	}
 	r = 0;
 out:
@@ -222,6 +226,70 @@ int ctl_managed_reload(struct controller *c, const struct vx_config *next, struc
 out:
 	pools_release(&p);
 	return r;
+}
+
+/* An adopted master is not our child: when it dies, its zombie may linger under a parent that
+ * does not reap (kill(pid, 0) still succeeds then). */
+static bool is_zombie(pid_t pid)
+{
+	char path[64], text[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return true; /* no such process */
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	const char *paren = strrchr(text, ')');
+	return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+static bool haproxy_exited(struct controller *c)
+{
+	return !hap_proc_running(&c->proc) || is_zombie(c->proc.master_pid);
+}
+
+static int restart(struct controller *c, struct vxerr *err)
+{
+	struct hap_proc_opts o;
+	char *paths[3] = { 0 };
+	proc_opts(c, &o, paths);
+	/* The dead process took its servers along: start from the bare rendering, the reconcile
+	 * adds them back through the Runtime API. */
+	int r = install_config(c, c->cfg, NULL, err) == 0 && hap_proc_start(&c->proc, &o, err) == 0 ? 0 : -1;
+	for (int i = 0; i < 3; i++)
+		free(paths[i]);
+	return r;
+}
+
+void ctl_managed_supervise(struct controller *c)
+{
+	if (c->stopping || time_mono_us() < c->hap_restart_at_us)
+		return;
+	if (c->managed_running) {
+		if (!haproxy_exited(c))
+			return; /* running but not answering: a reload, or HAProxy's own trouble */
+		log_error("HAProxy is gone, starting it again", "master_pid=%d", (int)c->proc.master_pid);
+		hap_proc_release(&c->proc);
+		c->managed_running = false;
+	}
+	ctl_rt_drop(c);
+	struct vxerr err;
+	if (restart(c, &err) != 0) {
+		int64_t wait = (int64_t)USEC_PER_SEC << (c->hap_restart_failures < 5 ? c->hap_restart_failures : 5);
+		c->hap_restart_failures++;
+		c->hap_restart_at_us = time_mono_us() + (wait < RESTART_BACKOFF_MAX_US ? wait : RESTART_BACKOFF_MAX_US);
+		log_error("cannot start HAProxy, will retry", "attempt=%d error=%s", c->hap_restart_failures,
+			  log_q(err.msg));
+		return;
+	}
+	c->managed_running = true;
+	c->hap_restart_failures = 0;
+	metric_add(c->m.restarts_total, 1, NULL);
+	log_info("HAProxy started again", "master_pid=%d worker_pid=%lld", (int)c->proc.master_pid,
+		 (long long)c->proc.worker_pid);
+	ctl_mark_all_dirty(c);
+	ctl_schedule_reconcile(c);
 }
 
 void ctl_managed_stop(struct controller *c)

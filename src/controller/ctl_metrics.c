@@ -33,6 +33,9 @@ void ctl_metrics_init(struct ctl_metrics *m)
 	m->revision = metrics_gauge(m->reg, "veltrix_registry_revision", "The etcd revision the view reflects.", NULL);
 	m->reloads_total = metrics_counter(m->reg, "veltrix_haproxy_reloads_total",
 					   "HAProxy reloads done by the controller (service changes only).", NULL);
+	m->restarts_total = metrics_counter(m->reg, "veltrix_haproxy_restarts_total",
+					    "HAProxy started again by the controller after its process exited (managed mode).",
+					    NULL);
 	m->resyncs_total = metrics_counter(m->reg, "veltrix_watch_resyncs_total",
 					   "Full registry re-lists after a watch could not continue, by reason.", "reason");
 	m->held_back = metrics_gauge(m->reg, "veltrix_panic_held_servers",
@@ -40,6 +43,7 @@ void ctl_metrics_init(struct ctl_metrics *m)
 	m->servers = metrics_gauge(m->reg, "veltrix_registry_instances", "Valid registered instances per service.",
 				   "service");
 	metric_add(m->reloads_total, 0, NULL);
+	metric_add(m->restarts_total, 0, NULL);
 }
 
 void ctl_metrics_release(struct ctl_metrics *m)

@@ -34,6 +34,8 @@ static char *key_of(const char *backend, const char *server)
 
 static char **find(const struct ctl_owned *o, const char *key)
 {
+	if (o->n == 0)
+		return NULL; /* keys may still be NULL: bsearch must not see it */
 	return bsearch(&key, o->keys, o->n, sizeof(*o->keys), cmp_str);
 }
 
@@ -74,8 +76,10 @@ static int read_file(struct ctl_owned *o, FILE *f, struct vxerr *err)
 
 struct ctl_owned *ctl_owned_load(const char *state_dir, struct vxerr *err)
 {
-	if (fs_mkdir_p(state_dir, err) != 0)
+	if (fs_mkdir_p(state_dir, err) != 0) {
+		vxerr_prefix(err, "haproxy.state_dir: ");
 		return NULL;
+	}
 	struct ctl_owned *o = xcalloc(1, sizeof(*o));
 	o->path = xasprintf("%s/owned", state_dir);
 	FILE *f = fopen(o->path, "r");
@@ -124,6 +128,24 @@ void ctl_owned_set(struct ctl_owned *o, const char *backend, const char *server,
 		o->dirty = true;
 	}
 	free(key);
+}
+
+void ctl_owned_prune(struct ctl_owned *o, const char *backend, bool (*present)(const void *ud, const char *server),
+		     const void *ud)
+{
+	if (!o)
+		return;
+	size_t blen = strlen(backend), kept = 0;
+	for (size_t i = 0; i < o->n; i++) {
+		char *k = o->keys[i];
+		if (strncmp(k, backend, blen) == 0 && k[blen] == '/' && !present(ud, k + blen + 1)) {
+			free(k);
+			o->dirty = true;
+		} else {
+			o->keys[kept++] = k; /* order, and so the sort, is kept */
+		}
+	}
+	o->n = kept;
 }
 
 int ctl_owned_save(struct ctl_owned *o, struct vxerr *err)

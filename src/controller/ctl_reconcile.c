@@ -1,7 +1,9 @@
 /* The controller's data-plane side: read what HAProxy has, diff it against what the registry
  * wants, and send the operations pipelined on one Runtime API connection (DESIGN principles 1,
- * 5, 6). Reads and writes happen in three pipelined round trips for all dirty services at once:
- * `show servers state` per backend, `show stat` per backend, then the operations. */
+ * 5, 6). One round serves every dirty service at once in pipelined round trips:
+ * `show servers state` per backend; `show stat` per backend only where fresh figures are needed
+ * (CTL_STATS_MAX_AGE_US); then the operations, sent in chunks of CTL_BATCH_MAX commands as they
+ * are planned, so that a cold start with thousands of servers never holds them all. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,11 +19,11 @@
 struct round_svc {
 	struct ctl_service *s;
 	struct hap_servers_state state;
-	struct hap_stats stats;
-	bool state_ok, stats_ok;
+	bool state_ok;
+	bool need_stats; /* sessions or check results matter, or the cached figures are old */
 	struct ctl_have *have;
 	size_t n_have;
-	struct ctl_want *want;
+	struct ctl_want *want; /* sorted by name */
 	size_t n_want;
 	bool pending; /* something is still on its way out: look again soon */
 };
@@ -106,11 +108,16 @@ static int read_states(struct controller *c, struct round_svc *rs, size_t n, str
 	int r = batch_send(c, &b, replies, err);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		struct vxerr perr;
+		struct ctl_service *s = rs[i].s;
 		rs[i].state_ok = hap_parse_servers_state(replies[i].text, replies[i].len, &rs[i].state, &perr) == 0;
-		if (!rs[i].state_ok)
-			log_warn("cannot read the backend", "service=%s error=%s", rs[i].s->name, log_q(perr.msg));
-		else if (rs[i].state.n > 0)
-			rs[i].s->be_id = rs[i].state.rows[0].be_id;
+		if (!rs[i].state_ok && !s->unreadable) /* once, not every round */
+			log_warn("cannot read the backend, skipping the service", "service=%s error=%s", s->name,
+				 log_q(perr.msg));
+		if (rs[i].state_ok && s->unreadable)
+			log_info("backend readable again", "service=%s", s->name);
+		s->unreadable = !rs[i].state_ok;
+		if (rs[i].state_ok && rs[i].state.n > 0)
+			s->be_id = rs[i].state.rows[0].be_id;
 	}
 	hap_replies_release(replies, n);
 	free(replies);
@@ -126,16 +133,21 @@ static int read_stats(struct controller *c, struct round_svc *rs, size_t n, stru
 	struct batch b = { 0 };
 	for (size_t i = 0; i < n; i++) {
 		struct hap_cmd cmd;
-		if (!rs[i].state_ok || rs[i].state.n == 0 || rs[i].s->be_id < 0)
+		if (!rs[i].need_stats || !rs[i].state_ok || rs[i].state.n == 0 || rs[i].s->be_id < 0)
 			continue;
 		hap_cmd_show_stat_id(&cmd, rs[i].s->be_id, NULL);
 		batch_push(&b, &cmd, &rs[i], CTL_OP_ADD, "", true);
 	}
 	struct hap_reply *replies = xcalloc(b.n ? b.n : 1, sizeof(*replies));
 	int r = batch_send(c, &b, replies, err);
+	int64_t now = time_mono_us();
 	for (size_t i = 0; r == 0 && i < b.n; i++) {
-		struct round_svc *x = b.origin[i].rs;
-		x->stats_ok = hap_parse_stat(replies[i].text, replies[i].len, &x->stats, NULL) == 0;
+		struct hap_stats stats = { 0 };
+		if (hap_parse_stat(replies[i].text, replies[i].len, &stats, NULL) == 0)
+			ctl_stats_store(b.origin[i].rs->s, &stats, now);
+		else
+			ctl_stats_release(b.origin[i].rs->s); /* build_have then sees no figures */
+		hap_stats_release(&stats);
 	}
 	hap_replies_release(replies, b.n);
 	free(replies);
@@ -157,6 +169,21 @@ static bool owned(const struct controller *c, const struct ctl_service *s, const
 	return c->cfg->haproxy.mode == HAP_MODE_MANAGED || ctl_owned_has(c->owned, s->name, server);
 }
 
+static int have_by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ctl_have *)a)->name, ((const struct ctl_have *)b)->name);
+}
+
+static bool have_present(const void *ud, const char *server)
+{
+	const struct round_svc *rs = ud;
+	struct ctl_have key;
+	if (rs->n_have == 0 || snprintf(key.name, sizeof(key.name), "%s", server) >= (int)sizeof(key.name))
+		return false;
+	return bsearch(&key, rs->have, rs->n_have, sizeof(*rs->have), have_by_name) != NULL;
+}
+
+/* What HAProxy has, sorted by name; attach mode forgets owned servers that are gone. */
 static void build_have(struct controller *c, struct round_svc *rs)
 {
 	rs->have = xcalloc(rs->state.n ? rs->state.n : 1, sizeof(*rs->have));
@@ -170,24 +197,57 @@ static void build_have(struct controller *c, struct round_svc *rs)
 		h->admin = (enum ctl_admin)hap_admin_from_bits(row->admin_state);
 		h->weight = (int)row->uweight;
 		h->owned = owned(c, rs->s, row->name);
-		const struct hap_stat_row *st = rs->stats_ok ? hap_stats_find(&rs->stats, rs->s->name, row->name) : NULL;
+		const struct ctl_stat *st = ctl_stats_lookup(rs->s->stats, rs->s->n_stats, row->name);
 		if (st) {
-			h->sessions = st->scur > 0 ? (int)st->scur : 0;
-			h->maxconn = st->slim > 0 ? (int)st->slim : 0;
-			h->check_down = strcmp(st->status, "DOWN") == 0;
+			h->sessions = st->sessions;
+			h->maxconn = st->maxconn;
+			h->check_down = st->check_down;
 		}
 		struct ctl_srv_mem *m = ctl_mem_get(rs->s, row->name, false);
 		h->drain_started_us = m ? m->drain_started_us : 0;
 		rs->n_have++;
 	}
+	qsort(rs->have, rs->n_have, sizeof(*rs->have), have_by_name);
+	ctl_owned_prune(c->owned, rs->s->name, have_present, rs);
+}
+
+static int want_by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ctl_want *)a)->name, ((const struct ctl_want *)b)->name);
 }
 
 static const struct ctl_want *want_find(const struct round_svc *rs, const char *name)
 {
-	for (size_t i = 0; i < rs->n_want; i++)
-		if (strcmp(rs->want[i].name, name) == 0)
-			return &rs->want[i];
-	return NULL;
+	struct ctl_want key;
+	if (rs->n_want == 0 || snprintf(key.name, sizeof(key.name), "%s", name) >= (int)sizeof(key.name))
+		return NULL;
+	return bsearch(&key, rs->want, rs->n_want, sizeof(*rs->want), want_by_name);
+}
+
+static bool stats_needed(const struct controller *c, const struct round_svc *rs, int64_t now)
+{
+	const struct ctl_service *s = rs->s;
+	if (s->stats_at_us == 0 || now - s->stats_at_us >= CTL_STATS_MAX_AGE_US)
+		return true;
+	for (size_t i = 0; i < rs->state.n; i++) {
+		const struct hap_srv_state *row = &rs->state.rows[i];
+		if (!ctl_stats_lookup(s->stats, s->n_stats, row->name))
+			return true; /* new since the last read: its maxconn is unknown */
+		const struct ctl_want *w = want_find(rs, row->name);
+		if ((!w || w->state == CTL_REG_DRAINING) && owned(c, s, row->name))
+			return true; /* on its way out: sessions and HAProxy's verdict decide */
+	}
+	return false;
+}
+
+/* The desired servers, and whether this round needs fresh statistics for them. */
+static void prepare_service(struct controller *c, struct round_svc *rs, int64_t now)
+{
+	struct ctl_service *s = rs->s;
+	rs->n_want = ctl_desired(reg_view_find_service(c->view, s->name), s->cfg->default_capacity, adjust_weight, s,
+				 &rs->want);
+	qsort(rs->want, rs->n_want, sizeof(*rs->want), want_by_name);
+	rs->need_stats = rs->state_ok && stats_needed(c, rs, now);
 }
 
 /* Starts the drain clock of servers on their way out that are no longer ready (a controller
@@ -265,12 +325,21 @@ static int push_op(struct controller *c, struct batch *b, struct round_svc *rs, 
 	return r;
 }
 
-static void plan_service(struct controller *c, struct round_svc *rs, struct batch *b, int64_t now)
+/* Operations that change what `show stat` reports for the server (maxconn, state, presence). */
+static bool outdates_stats(enum ctl_op_kind kind)
+{
+	return kind != CTL_OP_SET_WEIGHT && kind != CTL_OP_SET_ADDR;
+}
+
+static int flush(struct controller *c, struct batch *b, struct vxerr *err);
+
+/* Diffs one service and queues its operations; returns -1 when a chunk could not be sent. */
+static int plan_service(struct controller *c, struct round_svc *rs, struct batch *b, int64_t now,
+			struct vxerr *err)
 {
 	struct ctl_service *s = rs->s;
+	int r = 0;
 	build_have(c, rs);
-	rs->n_want = ctl_desired(reg_view_find_service(c->view, s->name), s->cfg->default_capacity, adjust_weight, s,
-				 &rs->want);
 	drain_clocks(rs, now);
 	struct ctl_diff_params p = { .now_us = now, .drain_timeout_us = s->cfg->drain_timeout_us,
 				     .panic_threshold = c->cfg->controller.panic_threshold, .force = c->force };
@@ -281,18 +350,24 @@ static void plan_service(struct controller *c, struct round_svc *rs, struct batc
 			 "hint=%s", s->name, d.held_back, 100 * p.panic_threshold,
 			 log_q("they stay until the registry recovers, HAProxy's checks see them down, or an operator "
 			       "confirms with SIGUSR1 (veltrix controller --force-sync)"));
-	if (d.conflicts)
+	if (d.conflicts && d.conflicts != s->conflicts) /* once per change, not per round */
 		log_warn("instance names taken by servers Veltrix does not own", "service=%s count=%zu", s->name,
 			 d.conflicts);
 	s->held_back = d.held_back;
+	s->conflicts = d.conflicts;
 	s->panic = d.panic;
-	for (size_t i = 0; i < d.n_ops; i++) {
-		struct vxerr err;
-		if (push_op(c, b, rs, &d.ops[i], &err) != 0)
+	for (size_t i = 0; i < d.n_ops && r == 0; i++) {
+		struct vxerr perr;
+		if (outdates_stats(d.ops[i].kind))
+			s->stats_at_us = 0;
+		if (push_op(c, b, rs, &d.ops[i], &perr) != 0)
 			log_error("operation refused before sending", "service=%s server=%s op=%s error=%s", s->name,
-				  log_q(d.ops[i].name), ctl_op_kind_name(d.ops[i].kind), log_q(err.msg));
+				  log_q(d.ops[i].name), ctl_op_kind_name(d.ops[i].kind), log_q(perr.msg));
+		else if (b->n >= CTL_BATCH_MAX) /* whole operations only: replies are judged per op */
+			r = flush(c, b, err);
 	}
 	ctl_diff_result_release(&d);
+	return r;
 }
 
 /* ---- replies ---- */
@@ -354,7 +429,6 @@ static void round_release(struct round_svc *rs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		hap_servers_state_release(&rs[i].state);
-		hap_stats_release(&rs[i].stats);
 		free(rs[i].have);
 		free(rs[i].want);
 	}
@@ -365,24 +439,28 @@ static void round_release(struct round_svc *rs, size_t n)
 static void prune_memory(struct round_svc *rs)
 {
 	struct ctl_service *s = rs->s;
-	for (size_t i = 0; i < s->n_mem;) {
-		bool present = false;
-		for (size_t k = 0; k < rs->n_have && !present; k++)
-			present = strcmp(rs->have[k].name, s->mem[i].name) == 0;
-		if (present)
-			i++;
-		else
-			s->mem[i] = s->mem[--s->n_mem];
+	for (size_t i = 0; i < s->n_mem; i++)
+		s->mem[i].seen = false;
+	for (size_t k = 0; k < rs->n_have; k++) {
+		struct ctl_srv_mem *m = ctl_mem_get(s, rs->have[k].name, false);
+		if (m)
+			m->seen = true;
 	}
+	size_t kept = 0;
+	for (size_t i = 0; i < s->n_mem; i++)
+		if (s->mem[i].seen)
+			s->mem[kept++] = s->mem[i]; /* order, and so the sort, is kept */
+	s->n_mem = kept;
 }
 
-static void finish_round(struct controller *c, struct round_svc *rs, size_t n, int64_t start)
+/* applied: every operation of the round reached HAProxy (else it is all retried). */
+static void finish_round(struct controller *c, struct round_svc *rs, size_t n, int64_t start, bool applied)
 {
 	int64_t now = time_mono_us();
 	bool followup = false;
 	for (size_t i = 0; i < n; i++) {
 		struct ctl_service *s = rs[i].s;
-		if (s->dirty_since_us) {
+		if (applied && s->dirty_since_us) {
 			metric_observe(c->m.apply_seconds, (double)(now - s->dirty_since_us) / 1e6, NULL);
 			s->dirty_since_us = 0;
 		}
@@ -394,8 +472,8 @@ static void finish_round(struct controller *c, struct round_svc *rs, size_t n, i
 		}
 	}
 	metric_observe(c->m.reconcile_seconds, (double)(now - start) / 1e6, NULL);
-	c->last_reconcile_end_us = now;
-	c->force = false;
+	if (applied)
+		c->force = false; /* the operator's confirmation holds until a round went through */
 	if (c->owned && ctl_owned_save(c->owned, NULL) != 0)
 		log_warn("cannot save the list of servers this controller added", "state_dir=%s",
 			 log_q(c->cfg->haproxy.state_dir));
@@ -427,6 +505,19 @@ static void retry_later(struct controller *c, struct round_svc *rs, size_t n, co
 	ctl_schedule_followup(c);
 }
 
+/* Sends the queued operations and judges their replies. */
+static int flush(struct controller *c, struct batch *b, struct vxerr *err)
+{
+	struct hap_reply *replies = xcalloc(b->n ? b->n : 1, sizeof(*replies));
+	int r = batch_send(c, b, replies, err);
+	if (r == 0)
+		take_replies(c, b, replies);
+	hap_replies_release(replies, b->n);
+	free(replies);
+	batch_release(b);
+	return r;
+}
+
 void ctl_reconcile_dirty(struct controller *c)
 {
 	if (!c->have_snapshot || c->stopping)
@@ -434,25 +525,30 @@ void ctl_reconcile_dirty(struct controller *c)
 	struct round_svc *rs;
 	size_t n = collect_dirty(c, &rs);
 	int64_t start = time_mono_us();
+	c->last_reconcile_start_us = start;
 	struct vxerr err;
 	struct batch ops = { 0 };
 	if (n == 0)
 		goto out;
-	if (ctl_rt_ensure(c, &err) != 0 || read_states(c, rs, n, &err) != 0 || read_stats(c, rs, n, &err) != 0) {
+	if (ctl_rt_ensure(c, &err) != 0 || read_states(c, rs, n, &err) != 0) {
 		retry_later(c, rs, n, "read", err.msg);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
+		prepare_service(c, &rs[i], start);
+	if (read_stats(c, rs, n, &err) != 0) {
+		retry_later(c, rs, n, "read", err.msg);
+		goto out;
+	}
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++)
 		if (rs[i].state_ok)
-			plan_service(c, &rs[i], &ops, start);
-	struct hap_reply *replies = xcalloc(ops.n ? ops.n : 1, sizeof(*replies));
-	if (batch_send(c, &ops, replies, &err) != 0)
+			r = plan_service(c, &rs[i], &ops, start, &err);
+	if (r == 0)
+		r = flush(c, &ops, &err);
+	if (r != 0)
 		retry_later(c, rs, n, "apply", err.msg);
-	else
-		take_replies(c, &ops, replies);
-	hap_replies_release(replies, ops.n);
-	free(replies);
-	finish_round(c, rs, n, start);
+	finish_round(c, rs, n, start, r == 0);
 out:
 	batch_release(&ops);
 	round_release(rs, n);

@@ -196,6 +196,36 @@ int ctl_registry_start(struct controller *c, const struct etcd_opts *opts, struc
 	return 0;
 }
 
+static bool allow_same(const struct cfg_service *a, const struct cfg_service *b)
+{
+	size_t na = a ? a->n_allow : 0, nb = b ? b->n_allow : 0;
+	return na == nb && (na == 0 || memcmp(a->allow, b->allow, na * sizeof(*a->allow)) == 0);
+}
+
+/* What the view was built with: the prefix and every service's address allow-list. */
+static bool policy_same(const struct vx_config *a, const struct vx_config *b)
+{
+	if (strcmp(a->etcd.prefix, b->etcd.prefix) != 0)
+		return false;
+	for (size_t i = 0; i < b->n_services; i++)
+		if (!allow_same(cfg_service_find(a, b->services[i].name), &b->services[i]))
+			return false;
+	for (size_t i = 0; i < a->n_services; i++)
+		if (!allow_same(&a->services[i], cfg_service_find(b, a->services[i].name)))
+			return false;
+	return true;
+}
+
+void ctl_registry_reconfigure(struct controller *c, const struct vx_config *old)
+{
+	if (policy_same(old, c->cfg)) {
+		ctl_registry_set_policy(c); /* the same rows, pointing into the new configuration */
+		return;
+	}
+	log_info("registry policy changed, taking a fresh snapshot", "prefix=%s", log_q(c->cfg->etcd.prefix));
+	ctl_registry_restart(c);
+}
+
 /* A new policy (SIGHUP changed allow-lists) needs a new view and a fresh snapshot. */
 void ctl_registry_restart(struct controller *c)
 {

@@ -88,6 +88,8 @@ static int render_global(struct out *o, const struct vx_config *cfg, const struc
 		emit(o, "    maxconn %" PRId64 "\n", h->maxconn);
 	if (h->nbthread > 0)
 		emit(o, "    nbthread %d\n", h->nbthread);
+	if (h->bufsize > 0)
+		emit(o, "    tune.bufsize %" PRId64 "\n", h->bufsize);
 	if (opts && opts->state_file)
 		emit(o, "    server-state-file %s\n", opts->state_file);
 	emit(o, "\ndefaults\n");

@@ -667,6 +667,7 @@ static void render_config(struct vx_config *cfg, struct cfg_service *svcs, size_
 	cfg->haproxy.runtime_socket = (char *)(uintptr_t)"/run/vx/runtime.sock";
 	cfg->haproxy.maxconn = 8000;
 	cfg->haproxy.nbthread = 2;
+	cfg->haproxy.bufsize = 32768;
 	cfg->services = svcs;
 	cfg->n_services = n;
 }
@@ -699,6 +700,7 @@ static void test_render_directives(void **state)
 	assert_has(t, "\nglobal\n    stats socket /run/vx/runtime.sock mode 600 level admin expose-fd listeners\n");
 	assert_has(t, "    maxconn 8000\n");
 	assert_has(t, "    nbthread 2\n");
+	assert_has(t, "    tune.bufsize 32768\n");
 	assert_has(t, "    server-state-file /run/vx/state\n");
 	assert_has(t, "    load-server-state-from-file global\n");
 	assert_has(t, "\nfrontend fe.web\n    mode http\n    bind 127.0.0.1:8080\n");
