@@ -139,7 +139,6 @@ void ctl_feedback_tick(struct controller *c);
 bool ctl_check_ident(struct controller *c);
 
 /* ctl_managed.c */
-/* mkdir -p with mode 0700 for the parts it creates. */
 int ctl_managed_start(struct controller *c, struct vxerr *err);
 int ctl_managed_reload(struct controller *c, const struct vx_config *next, struct vxerr *err);
 bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_config *b);

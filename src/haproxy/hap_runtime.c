@@ -12,7 +12,8 @@
  * restarts the CLI idle timer), so a long-lived connection would keep talking to a process that
  * is going away, and every change sent there would be lost. The old worker reports
  * "Stopping: 1"; the client then reconnects, and a new connection reaches the new worker
- * (verified on 2.6.12). The cost is one extra round trip of about 1 KiB per batch. */
+ * (verified on 2.6.12). The probe is pipelined in the same write as the batch, so it costs
+ * about 1 KiB of reply per batch but no extra round trip. */
 #include "haproxy/hap.h"
 
 #include <errno.h>
@@ -170,9 +171,23 @@ struct xchg {
 	size_t out_len, out_done;
 	struct hap_reply *replies;
 	size_t n, got;
-	size_t max; /* per reply */
+	size_t max;    /* per reply */
+	size_t probes; /* leading replies the client asked for itself: bounded apart, not counted */
 	bool any_byte;
 };
+
+/* The bound of the reply being read: the client's own probes have theirs. */
+static size_t xchg_limit(const struct xchg *x)
+{
+	return x->got < x->probes ? INTERNAL_REPLY_MAX : x->max;
+}
+
+/* Replies received and expected, as the caller counts them (without the probes). */
+static void xchg_counts(const struct xchg *x, size_t *got, size_t *n)
+{
+	*got = x->got > x->probes ? x->got - x->probes : 0;
+	*n = x->n - x->probes;
+}
 
 static int xchg_write(struct hap_rt *rt, struct xchg *x)
 {
@@ -186,10 +201,12 @@ static int xchg_write(struct hap_rt *rt, struct xchg *x)
 static enum xfer xchg_fail(struct hap_rt *rt, struct xchg *x, int e, struct vxerr *err)
 {
 	bool early = !x->any_byte && (e == EPIPE || e == ECONNRESET || e == 0);
+	size_t got, n;
+	xchg_counts(x, &got, &n);
 	if (e == 0)
-		vxerr_set(err, "haproxy socket %s: connection closed after %zu of %zu replies", rt->path, x->got, x->n);
+		vxerr_set(err, "haproxy socket %s: connection closed after %zu of %zu replies", rt->path, got, n);
 	else
-		vxerr_set(err, "haproxy socket %s: %s after %zu of %zu replies", rt->path, strerror(e), x->got, x->n);
+		vxerr_set(err, "haproxy socket %s: %s after %zu of %zu replies", rt->path, strerror(e), got, n);
 	drop_connection(rt);
 	return early ? XFER_LOST_EARLY : XFER_FAIL;
 }
@@ -206,17 +223,20 @@ static enum xfer xchg_read(struct hap_rt *rt, struct xchg *x, struct vxerr *err)
 	size_t before = rt->in.len;
 	int r = read_some(rt);
 	if (r < 0 && errno == EMSGSIZE)
-		return xchg_read_too_large(rt, x->max, err);
+		return xchg_read_too_large(rt, xchg_limit(x), err);
 	if (r <= 0)
 		return xchg_fail(rt, x, r == 0 ? 0 : errno, err);
 	x->any_byte = x->any_byte || rt->in.len > before;
-	while (x->got < x->n && take_reply(rt, &x->replies[x->got])) {
-		if (x->replies[x->got++].len > x->max)
-			return xchg_read_too_large(rt, x->max, err);
+	while (x->got < x->n) {
+		size_t lim = xchg_limit(x);
+		if (!take_reply(rt, &x->replies[x->got]))
+			break;
+		if (x->replies[x->got++].len > lim)
+			return xchg_read_too_large(rt, lim, err);
 	}
-	if (rt->in.len > x->max + 2) {
+	if (rt->in.len > xchg_limit(x) + 2) {
 		errno = EMSGSIZE;
-		return xchg_read_too_large(rt, x->max, err);
+		return xchg_read_too_large(rt, xchg_limit(x), err);
 	}
 	return XFER_OK;
 }
@@ -229,8 +249,10 @@ static enum xfer exchange(struct hap_rt *rt, struct xchg *x, struct vxerr *err)
 		short rev = 0;
 		int w = wait_fd(rt->fd, (short)(POLLIN | (writing ? POLLOUT : 0)), rt->timeout_us, &rev);
 		if (w <= 0) {
+			size_t got, n;
+			xchg_counts(x, &got, &n);
 			vxerr_set(err, "haproxy socket %s: no answer within %lld ms (%zu of %zu replies)", rt->path,
-				  (long long)(rt->timeout_us / 1000), x->got, x->n);
+				  (long long)(rt->timeout_us / 1000), got, n);
 			drop_connection(rt);
 			return XFER_FAIL;
 		}
@@ -368,13 +390,46 @@ static enum xfer rt_ready(struct hap_rt *rt, struct vxerr *err)
 	return XFER_FAIL;
 }
 
+/* Reads the probe reply that led the batch; *stopping when an old worker answered. */
+static int probe_reply(struct hap_rt *rt, const struct hap_reply *r, bool *stopping, struct vxerr *err)
+{
+	struct hap_info info;
+	if (hap_parse_info(r->text, r->len, &info, err) != 0)
+		return vxerr_prefix(err, "haproxy socket %s: ", rt->path);
+	rt->pid = info.pid;
+	*stopping = info.stopping == 1;
+	return 0;
+}
+
+/* The probe rides in the same write as the batch, so it costs no round trip. When an old
+ * worker answered, what the batch did there dies with that worker: reconnect (a new connection
+ * reaches the new worker) and send it all again. */
 static enum xfer batch_attempt(struct hap_rt *rt, const struct buf *text, struct hap_reply *replies, size_t n,
 			       struct vxerr *err)
 {
-	if (rt_ready(rt, err) != XFER_OK)
-		return XFER_FAIL;
-	struct xchg x = { .out = text->data, .out_len = text->len, .replies = replies, .n = n, .max = rt->max_reply };
-	return exchange(rt, &x, err);
+	struct hap_reply *all = xcalloc(n + 1, sizeof(*all));
+	enum xfer r = XFER_FAIL;
+	vxerr_set(err, "haproxy socket %s: no current worker answers", rt->path);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if ((rt->fd < 0 || connection_stale(rt)) && rt_connect(rt, err) != 0)
+			break;
+		struct xchg x = { .out = text->data, .out_len = text->len, .replies = all, .n = n + 1,
+				  .max = rt->max_reply, .probes = 1 };
+		bool stopping = false;
+		r = exchange(rt, &x, err);
+		if (r == XFER_OK && probe_reply(rt, &all[0], &stopping, err) != 0)
+			r = XFER_FAIL;
+		if (r != XFER_OK || !stopping)
+			break;
+		hap_replies_release(all, n + 1);
+		drop_connection(rt);
+		r = XFER_FAIL;
+	}
+	for (size_t i = 0; i < n; i++)
+		replies[i] = all[i + 1];
+	free(all[0].text);
+	free(all);
+	return r;
 }
 
 int hap_rt_batch(struct hap_rt *rt, const struct hap_cmd *cmds, size_t n, struct hap_reply *replies,
@@ -384,9 +439,9 @@ int hap_rt_batch(struct hap_rt *rt, const struct hap_cmd *cmds, size_t n, struct
 		replies[i] = (struct hap_reply){ NULL, 0 };
 	if (n == 0)
 		return 0;
-	struct buf text = BUF_INIT(n * (HAP_CMD_MAX + 1));
+	struct buf text = BUF_INIT((n + 1) * (HAP_CMD_MAX + 1));
 	int rc = -1;
-	if (batch_text(cmds, n, &text, err) != 0)
+	if (buf_puts(&text, "show info\n") != 0 || batch_text(cmds, n, &text, err) != 0)
 		goto out;
 	enum xfer r = batch_attempt(rt, &text, replies, n, err);
 	if (r == XFER_LOST_EARLY) /* closed before answering anything: nothing ran; once more */

@@ -444,15 +444,18 @@ static void fake_serve(int fd)
 	static const char info[] = "Name: HAProxy\nVersion: 2.6.12\nPid: 4242\nUptime_sec: 1\nStopping: 0\n\n> ";
 	char in[512];
 	ssize_t n;
+	/* Commands may come pipelined, several lines in one read: answer each line in turn. */
 	while ((n = read(fd, in, sizeof(in) - 1)) > 0) {
 		in[n] = '\0';
-		if (strncmp(in, "prompt", 6) == 0) {
-			(void)!write(fd, "\n> ", 3);
-		} else if (strncmp(in, "show info", 9) == 0) {
-			(void)!write(fd, info, sizeof(info) - 1);
-		} else {
-			(void)!write(fd, "1\n# be_id be_na", 15);
-			return;
+		for (char *line = in; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != '\0')) {
+			if (strncmp(line, "prompt", 6) == 0) {
+				(void)!write(fd, "\n> ", 3);
+			} else if (strncmp(line, "show info", 9) == 0) {
+				(void)!write(fd, info, sizeof(info) - 1);
+			} else {
+				(void)!write(fd, "1\n# be_id be_na", 15);
+				return;
+			}
 		}
 	}
 }
