@@ -83,12 +83,32 @@ struct etcd_hx {
 
 /* ---------------------------------------------------------------- endpoints */
 
+/* Printable ASCII without blanks: nothing that could split a request line or a header. */
 static bool url_chars_ok(const char *s)
 {
 	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
 			return false;
 	return true;
+}
+
+/* The authority part ("host", "host:port", "[v6]:port") into host and port; the default port
+ * when there is none. */
+static int split_authority(const char *url, const char *auth, size_t alen, bool tls, char *host, size_t cap,
+			   uint16_t *port, struct vxerr *err)
+{
+	char hp[300];
+	struct vxerr e;
+	const char *close = auth[0] == '[' ? memchr(auth, ']', alen) : NULL;
+	bool has_port = auth[0] == '[' ? close && close + 1 < auth + alen : memchr(auth, ':', alen) != NULL;
+	if (alen + 5 > sizeof(hp))
+		return vxerr_set(err, "etcd endpoint '%s': host too long", url);
+	snprintf(hp, sizeof(hp), "%.*s%s", (int)alen, auth, has_port ? "" : tls ? ":443" : ":80");
+	if (net_hostport_parse(hp, host, cap, port, &e) != 0)
+		return vxerr_set(err, "etcd endpoint '%s': %s", url, e.msg);
+	if (!host[0])
+		return vxerr_set(err, "etcd endpoint '%s': no host", url);
+	return 0;
 }
 
 int etcd_ep_parse(const char *url, struct etcd_ep *ep, struct vxerr *err)
@@ -101,22 +121,15 @@ int etcd_ep_parse(const char *url, struct etcd_ep *ep, struct vxerr *err)
 	size_t alen = strcspn(auth, "/?#");
 	if (alen == 0 || !url_chars_ok(url))
 		return vxerr_set(err, "etcd endpoint '%s': not a URL", url);
-	if (auth[alen] == '?' || auth[alen] == '#')
+	if (strpbrk(auth, "?#"))
 		return vxerr_set(err, "etcd endpoint '%s': a query or fragment has no place in an endpoint", url);
 	if (memchr(auth, '@', alen))
-		return vxerr_set(err, "etcd endpoint '%s': credentials in the URL are not supported (use the user and password options)", url);
-	char hp[300], host[256];
+		return vxerr_set(err, "etcd endpoint '%s': credentials in the URL are not supported "
+				 "(use the user and password options)", url);
+	char host[256];
 	uint16_t port;
-	struct vxerr e;
-	const char *close = auth[0] == '[' ? memchr(auth, ']', alen) : NULL;
-	bool has_port = auth[0] == '[' ? close && close + 1 < auth + alen : memchr(auth, ':', alen) != NULL;
-	if (alen + 7 > sizeof(hp))
-		return vxerr_set(err, "etcd endpoint '%s': host too long", url);
-	snprintf(hp, sizeof(hp), "%.*s%s", (int)alen, auth, has_port ? "" : tls ? ":443" : ":80");
-	if (net_hostport_parse(hp, host, sizeof(host), &port, &e) != 0)
-		return vxerr_set(err, "etcd endpoint '%s': %s", url, e.msg);
-	if (!host[0])
-		return vxerr_set(err, "etcd endpoint '%s': no host", url);
+	if (split_authority(url, auth, alen, tls, host, sizeof(host), &port, err) != 0)
+		return -1;
 	ep->tls = tls;
 	ep->host = xstrdup(host);
 	snprintf(ep->port, sizeof(ep->port), "%u", (unsigned)port);
@@ -323,6 +336,9 @@ static int hx_resolve(struct etcd_xfer *x)
 	struct etcd_hx *hx = x->hx;
 	const struct etcd_ep *ep = &x->c->eps[x->ep];
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	if (hx->addrs)
+		freeaddrinfo(hx->addrs);
+	hx->addrs = hx->next_addr = NULL;
 	int rc = getaddrinfo(ep->host, ep->port, &hints, &hx->addrs);
 	if (rc == EAI_NONAME) {
 		hints.ai_flags = AI_NUMERICSERV;

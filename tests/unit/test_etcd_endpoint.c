@@ -53,6 +53,8 @@ static void test_bad_endpoints(void **state)
 		{ "http://host\x7f:1", "not a URL" },
 		{ "http://host:1?x=1", "a query or fragment" },
 		{ "http://host:1#frag", "a query or fragment" },
+		{ "http://host:1/base?x", "a query or fragment" },
+		{ "http://h\xc3\xa9st:1", "not a URL" },
 		{ "http://user:pw@host:1", "credentials in the URL are not supported" },
 		{ "http://host:0", "port must be a number from 1 to 65535" },
 		{ "http://host:65536", "port must be a number from 1 to 65535" },
