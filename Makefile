@@ -32,10 +32,14 @@ BUILD ?= build/$(VARIANT)
 
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSION)
 
-PKGS       := libcurl jansson libfyaml
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# libcurl is not linked into libveltrix or the binary: the etcd client dlopens it for https
+# endpoints only (src/registry/etcd_curl.h), so its headers are needed, not its library. Test
+# programs use libcurl directly (tests/support/fx.c) and link it.
+PKGS       := jansson libfyaml
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm -lpthread
-TEST_LIBS  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+TEST_LIBS  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka) $(CURL_LIBS)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
         -Wold-style-definition -Wpointer-arith -Wcast-qual -Wvla -Wnull-dereference \

@@ -1,8 +1,9 @@
 /* The etcd v3 client: KV, leases and watches over etcd 3.4's HTTP/JSON gateway.
  *
- * One client is driven by one libev loop through curl's multi-socket interface, so a single
- * thread holds watch streams, lease keepalive streams and ordinary requests at once. Every
- * fact about the gateway this relies on is in ../../docs/etcd-client.md.
+ * One client is driven by one libev loop (a built-in HTTP/1.1 transport for http:// endpoints,
+ * libcurl loaded on demand for https://), so a single thread holds watch streams, lease
+ * keepalive streams and ordinary requests at once. Every fact about the gateway this relies
+ * on is in ../../docs/etcd-client.md.
  *
  * Calling conventions
  * - Asynchronous calls (`*_async`) return -1 with err set and start nothing, or return 0 and

@@ -1,15 +1,16 @@
-/* The etcd client core: curl's multi-socket interface on a libev loop, HTTP transfers,
- * endpoint failover, authentication, and the unary call engine with its sync wrappers. */
+/* The etcd client core: transfers (handed to the built-in HTTP/1.1 transport or to libcurl
+ * for https), endpoint failover, authentication, and the unary call engine with its sync
+ * wrappers. */
 #include "registry/etcd_int.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
-#include "common/strutil.h"
 #include "common/timeutil.h"
 
 #define DEFAULT_DIAL_US (2 * USEC_PER_SEC)
@@ -22,12 +23,6 @@
  * election or a member restart without making a one-shot command wait for long. */
 #define CALL_ROUNDS 2
 #define CALL_PAUSE_US (150 * USEC_PER_MS)
-
-struct etcd_sockw {
-	ev_io io;
-	struct etcd_client *c;
-	struct etcd_sockw *next;
-};
 
 struct etcd_call {
 	struct etcd_client *c;
@@ -91,8 +86,10 @@ void etcd_resp_move(struct etcd_resp *dst, struct etcd_resp *src)
 
 static void xfer_destroy(struct etcd_xfer *x)
 {
-	curl_easy_cleanup(x->easy);
-	curl_slist_free_all(x->headers);
+	if (x->hx)
+		etcd_http_free(x);
+	if (x->cx)
+		etcd_curl_free(x);
 	buf_release(&x->in);
 	free(x);
 }
@@ -151,177 +148,7 @@ void etcd_obj_free(struct etcd_obj *o)
 		reap(c);
 }
 
-/* ---------------------------------------------------------------- curl on libev */
-
-static void after_curl(struct etcd_client *c);
-
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
-{
-	(void)loop;
-	struct etcd_sockw *s = (struct etcd_sockw *)w;
-	struct etcd_client *c = s->c;
-	int action = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
-	int running;
-	etcd_enter(c);
-	curl_multi_socket_action(c->multi, w->fd, action, &running);
-	after_curl(c);
-	etcd_leave(c);
-}
-
-static void on_curl_timer(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	(void)loop;
-	(void)revents;
-	struct etcd_client *c = ETCD_CONTAINER(t, struct etcd_client, curl_timer);
-	int running;
-	etcd_enter(c);
-	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	after_curl(c);
-	etcd_leave(c);
-}
-
-static void sockw_remove(struct etcd_client *c, struct etcd_sockw *s)
-{
-	for (struct etcd_sockw **p = &c->socks; *p; p = &(*p)->next) {
-		if (*p == s) {
-			*p = s->next;
-			break;
-		}
-	}
-	ev_io_stop(c->loop, &s->io);
-	free(s);
-}
-
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	(void)easy;
-	struct etcd_client *c = userp;
-	struct etcd_sockw *s = socketp;
-	if (what == CURL_POLL_REMOVE) {
-		if (s)
-			sockw_remove(c, s);
-		curl_multi_assign(c->multi, fd, NULL);
-		return 0;
-	}
-	if (!s) {
-		s = xcalloc(1, sizeof(*s));
-		s->c = c;
-		s->next = c->socks;
-		c->socks = s;
-		ev_init(&s->io, on_io);
-		curl_multi_assign(c->multi, fd, s);
-	}
-	int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
-	ev_io_stop(c->loop, &s->io);
-	ev_io_set(&s->io, fd, events);
-	ev_io_start(c->loop, &s->io);
-	return 0;
-}
-
-static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	struct etcd_client *c = userp;
-	ev_timer_stop(c->loop, &c->curl_timer);
-	if (timeout_ms >= 0) {
-		ev_timer_set(&c->curl_timer, (double)timeout_ms / 1000.0, 0.0);
-		ev_timer_start(c->loop, &c->curl_timer);
-	}
-	return 0;
-}
-
-/* Outside curl's callbacks: hand new bytes and finished transfers to their owners. New
- * transfers are linked at the head, so this pass never reaches them. */
-static void after_curl(struct etcd_client *c)
-{
-	CURLMsg *m;
-	int left;
-	while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
-		struct etcd_xfer *x = NULL;
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-		if (x) {
-			x->finished = true;
-			x->result = m->data.result;
-		}
-	}
-	for (struct etcd_xfer *x = c->xfers; x; x = x->next) {
-		if (!x->dead && x->has_data && x->ops->data) {
-			x->has_data = false;
-			x->ops->data(x);
-		}
-		if (!x->dead && x->finished) {
-			x->finished = false;
-			x->ops->done(x, x->result);
-		}
-	}
-}
-
 /* ---------------------------------------------------------------- transfers */
-
-static size_t on_write(char *p, size_t size, size_t n, void *userdata)
-{
-	struct etcd_xfer *x = userdata;
-	size_t len = size * n;
-	if (buf_append(&x->in, p, len) != 0) {
-		x->too_large = true;
-		return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
-	}
-	x->has_data = true;
-	return len;
-}
-
-static struct curl_slist *xfer_headers(struct etcd_client *c, bool auth)
-{
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
-	if (auth && c->token) {
-		/* etcd wants the raw token, not "Bearer <token>" */
-		char *a = xasprintf("Authorization: %s", c->token);
-		h = curl_slist_append(h, a);
-		free(a);
-	}
-	return h;
-}
-
-static void xfer_tls(struct etcd_client *c, CURL *e)
-{
-	if (c->tls_ca)
-		curl_easy_setopt(e, CURLOPT_CAINFO, c->tls_ca);
-	if (c->tls_cert)
-		curl_easy_setopt(e, CURLOPT_SSLCERT, c->tls_cert);
-	if (c->tls_key)
-		curl_easy_setopt(e, CURLOPT_SSLKEY, c->tls_key);
-}
-
-static void xfer_options(struct etcd_xfer *x, const char *url, const char *body)
-{
-	struct etcd_client *c = x->c;
-	CURL *e = x->easy;
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	/* HTTP/1.1 only: over TLS this makes curl offer ALPN "http/1.1" alone, and etcd's
-	 * gateway then speaks HTTP/1.1 (offered h2, it would switch). */
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->dial_timeout_us / USEC_PER_MS));
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (getenv("VX_CURL_VERBOSE"))
-		curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
-	xfer_tls(c, e);
-	curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
-	if (x->timeout_us > 0)
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(x->timeout_us / USEC_PER_MS));
-}
 
 struct etcd_xfer *etcd_xfer_start(struct etcd_client *c, size_t ep, const char *path, const char *body,
 				  int64_t timeout_us, bool auth, const struct etcd_xfer_ops *ops, void *owner)
@@ -333,16 +160,16 @@ struct etcd_xfer *etcd_xfer_start(struct etcd_client *c, size_t ep, const char *
 	x->ep = ep;
 	x->timeout_us = timeout_us;
 	buf_init(&x->in, c->max_response_bytes);
-	x->easy = curl_easy_init();
-	if (!x->easy)
-		abort(); /* curl only fails this on allocation failure */
-	x->headers = xfer_headers(c, auth);
-	char *url = xasprintf("%s%s", c->endpoints[ep], path);
-	xfer_options(x, url, body);
-	free(url);
 	x->next = c->xfers;
 	c->xfers = x;
-	curl_multi_add_handle(c->multi, x->easy);
+	const char *token = auth ? c->token : NULL;
+	if (c->eps[ep].tls) {
+		char *url = xasprintf("%s%s", c->endpoints[ep], path);
+		etcd_curl_start(x, url, body, token);
+		free(url);
+	} else {
+		etcd_http_start(x, path, body, token);
+	}
 	return x;
 }
 
@@ -351,97 +178,58 @@ void etcd_xfer_close(struct etcd_xfer *x)
 	if (!x || x->dead)
 		return;
 	x->dead = true;
-	curl_multi_remove_handle(x->c->multi, x->easy);
+	if (x->hx)
+		etcd_http_stop(x);
+	if (x->cx)
+		etcd_curl_stop(x);
 	if (x->c->depth == 0)
 		reap(x->c);
 }
 
 long etcd_xfer_status(struct etcd_xfer *x)
 {
-	long st = 0;
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
-	return st;
+	return x->cx ? etcd_curl_status(x) : etcd_http_status(x);
 }
 
 bool etcd_xfer_sent(struct etcd_xfer *x)
 {
-	long n = 0;
-	curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &n);
-	return n > 0;
+	return x->cx ? etcd_curl_sent(x) : etcd_http_sent(x);
 }
 
-static void lower_first(char *s)
+enum etcd_code etcd_xfer_why(struct etcd_xfer *x, char *out, size_t cap)
 {
-	if (s[0] >= 'A' && s[0] <= 'Z' && !(s[1] >= 'A' && s[1] <= 'Z'))
-		s[0] = (char)(s[0] - 'A' + 'a');
-}
-
-/* TLS failures, in words that say which side refused what; 0 when rc is not one. */
-static int tls_why(CURLcode rc, const char *detail, char *out, size_t cap)
-{
-	switch (rc) {
-	case CURLE_PEER_FAILED_VERIFICATION:
-		snprintf(out, cap, "TLS: server certificate not accepted: %s", detail);
-		return 1;
-	case CURLE_SSL_CONNECT_ERROR:
-		snprintf(out, cap, "TLS handshake failed: %s", detail);
-		return 1;
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-		snprintf(out, cap, "TLS setup: %s", detail);
-		return 1;
-	case CURLE_PARTIAL_FILE:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-		/* with TLS 1.3 a refused client certificate only shows on the first read */
-		if (!strstr(detail, "alert bad certificate") && !strstr(detail, "alert certificate required"))
-			return 0;
-		snprintf(out, cap, "TLS: the server refused our client certificate: %s", detail);
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-enum etcd_code etcd_xfer_why(struct etcd_xfer *x, CURLcode rc, char *out, size_t cap)
-{
-	long os_errno = 0;
-	curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
-	const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
-	if (tls_why(rc, detail, out, cap))
-		return ETCD_UNAVAILABLE;
-	switch (rc) {
-	case CURLE_OK:
+	if (x->ok) {
 		snprintf(out, cap, "the server ended the stream");
 		return ETCD_UNAVAILABLE;
-	case CURLE_COULDNT_CONNECT:
-		snprintf(out, cap, "%s", os_errno ? strerror((int)os_errno) : "cannot connect");
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		if (!etcd_xfer_sent(x))
-			snprintf(out, cap, "connect timed out after %lldms", (long long)(x->c->dial_timeout_us / USEC_PER_MS));
-		else
-			snprintf(out, cap, "no answer within %lldms", (long long)(x->timeout_us / USEC_PER_MS));
-		return ETCD_DEADLINE_EXCEEDED;
-	case CURLE_WRITE_ERROR:
-		if (!x->too_large)
-			goto other;
-		snprintf(out, cap, "answer larger than %zu bytes", x->c->max_response_bytes);
-		return ETCD_RESOURCE_EXHAUSTED;
-	case CURLE_GOT_NOTHING:
-		snprintf(out, cap, "connection closed without an answer");
-		break;
-	case CURLE_PARTIAL_FILE:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-		snprintf(out, cap, "connection lost mid-answer: %s", detail);
-		break;
-	default:
-	other:
-		snprintf(out, cap, "%s", detail);
 	}
-	lower_first(out);
-	return ETCD_UNAVAILABLE;
+	snprintf(out, cap, "%s", x->why);
+	return x->why_code;
+}
+
+void etcd_xfer_end(struct etcd_xfer *x, bool ok, enum etcd_code code, const char *fmt, ...)
+{
+	x->finished = true;
+	x->ok = ok;
+	x->why_code = ok ? ETCD_OK : code;
+	x->why[0] = '\0';
+	if (!ok) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(x->why, sizeof(x->why), fmt, ap);
+		va_end(ap);
+	}
+}
+
+void etcd_xfer_deliver(struct etcd_xfer *x)
+{
+	if (!x->dead && x->has_data && x->ops->data) {
+		x->has_data = false;
+		x->ops->data(x);
+	}
+	if (!x->dead && x->finished) {
+		x->finished = false;
+		x->ops->done(x, x->ok);
+	}
 }
 
 /* ---------------------------------------------------------------- timers and backoff */
@@ -481,23 +269,13 @@ int64_t etcd_backoff(struct etcd_client *c, int64_t *cur_us, int64_t cap_us)
 
 /* ---------------------------------------------------------------- client */
 
-static int check_endpoint(const char *url, struct vxerr *err)
-{
-	if (!str_starts_with(url, "http://") && !str_starts_with(url, "https://"))
-		return vxerr_set(err, "etcd endpoint '%s': must start with http:// or https://", url);
-	const char *host = strstr(url, "://") + 3;
-	if (!*host || strpbrk(url, " \t\r\n"))
-		return vxerr_set(err, "etcd endpoint '%s': not a URL", url);
-	return 0;
-}
-
 static int check_opts(const struct etcd_opts *o, struct vxerr *err)
 {
 	if (!o || o->n_endpoints == 0)
 		return vxerr_set(err, "etcd: no endpoints given");
 	for (size_t i = 0; i < o->n_endpoints; i++)
-		if (!o->endpoints[i] || check_endpoint(o->endpoints[i], err) != 0)
-			return o->endpoints[i] ? -1 : vxerr_set(err, "etcd: endpoint %zu is missing", i);
+		if (!o->endpoints[i])
+			return vxerr_set(err, "etcd: endpoint %zu is missing", i);
 	if (!o->tls_cert != !o->tls_key)
 		return vxerr_set(err, "etcd: a TLS client certificate needs both cert and key");
 	if (!o->user != !o->password)
@@ -518,16 +296,33 @@ static int64_t or_default(int64_t v, int64_t def)
 	return v > 0 ? v : def;
 }
 
-static void copy_opts(struct etcd_client *c, const struct etcd_opts *o)
+/* The endpoints, without trailing slashes, and parsed; -1 on the first bad one. */
+static int copy_endpoints(struct etcd_client *c, const struct etcd_opts *o, struct vxerr *err)
 {
-	c->n_endpoints = o->n_endpoints;
 	c->endpoints = xcalloc(o->n_endpoints, sizeof(char *));
+	c->eps = xcalloc(o->n_endpoints, sizeof(struct etcd_ep));
 	for (size_t i = 0; i < o->n_endpoints; i++) {
 		c->endpoints[i] = xstrdup(o->endpoints[i]);
+		c->n_endpoints = i + 1;
 		size_t n = strlen(c->endpoints[i]);
 		while (n > 0 && c->endpoints[i][n - 1] == '/')
 			c->endpoints[i][--n] = '\0';
+		if (etcd_ep_parse(c->endpoints[i], &c->eps[i], err) != 0)
+			return -1;
 	}
+	return 0;
+}
+
+static bool any_tls(const struct etcd_client *c)
+{
+	for (size_t i = 0; i < c->n_endpoints; i++)
+		if (c->eps[i].tls)
+			return true;
+	return false;
+}
+
+static void copy_opts(struct etcd_client *c, const struct etcd_opts *o)
+{
 	c->dial_timeout_us = or_default(o->dial_timeout_us, DEFAULT_DIAL_US);
 	c->request_timeout_us = or_default(o->request_timeout_us, DEFAULT_REQUEST_US);
 	c->max_response_bytes = o->max_response_bytes ? o->max_response_bytes : DEFAULT_MAX_RESPONSE;
@@ -548,10 +343,6 @@ struct etcd_client *etcd_client_new(struct ev_loop *loop, const struct etcd_opts
 {
 	if (check_opts(opts, err) != 0)
 		return NULL;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		vxerr_set(err, "etcd: libcurl failed to initialise");
-		return NULL;
-	}
 	struct etcd_client *c = xcalloc(1, sizeof(*c));
 	c->own_loop = loop == NULL;
 	c->loop = loop ? loop : ev_loop_new(EVFLAG_AUTO);
@@ -561,14 +352,12 @@ struct etcd_client *etcd_client_new(struct ev_loop *loop, const struct etcd_opts
 	c->rng = (uint64_t)time_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
 	if (c->rng == 0)
 		c->rng = 0x9E3779B97F4A7C15ULL;
-	c->multi = curl_multi_init();
-	if (!c->multi)
-		abort();
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	ev_init(&c->curl_timer, on_curl_timer);
+	/* libcurl is loaded only for https endpoints, and then at once: a missing library is a
+	 * start-up error, not a failure of every later call */
+	if (copy_endpoints(c, opts, err) != 0 || (any_tls(c) && etcd_curl_init(c, err) != 0)) {
+		etcd_client_free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -617,15 +406,16 @@ void etcd_client_free(struct etcd_client *c)
 	if (!c)
 		return;
 	close_everything(c);
-	ev_timer_stop(c->loop, &c->curl_timer);
-	curl_multi_cleanup(c->multi);
-	while (c->socks)
-		sockw_remove(c, c->socks);
+	etcd_http_pool_clear(c);
+	etcd_curl_cleanup(c);
 	if (c->own_loop)
 		ev_loop_destroy(c->loop);
-	for (size_t i = 0; i < c->n_endpoints; i++)
+	for (size_t i = 0; i < c->n_endpoints; i++) {
 		free(c->endpoints[i]);
+		etcd_ep_release(&c->eps[i]);
+	}
 	free(c->endpoints);
+	free(c->eps);
 	free(c->tls_ca);
 	free(c->tls_cert);
 	free(c->tls_key);
@@ -633,7 +423,6 @@ void etcd_client_free(struct etcd_client *c)
 	wipe(c->password);
 	wipe(c->token);
 	free(c);
-	curl_global_cleanup();
 }
 
 /* ---------------------------------------------------------------- authentication */
@@ -861,14 +650,14 @@ static bool body_has_error(const struct buf *in)
 	       !memmem(in->data, in->len, "\"header\"", 8);
 }
 
-static void call_xfer_done(struct etcd_xfer *x, CURLcode rc)
+static void call_xfer_done(struct etcd_xfer *x, bool ok)
 {
 	struct etcd_call *call = x->owner;
 	long st = etcd_xfer_status(x);
 	call->x = NULL;
-	if (rc != CURLE_OK) {
+	if (!ok) {
 		char why[ETCD_WHY_MAX];
-		enum etcd_code code = etcd_xfer_why(x, rc, why, sizeof(why));
+		enum etcd_code code = etcd_xfer_why(x, why, sizeof(why));
 		bool may = call->idempotent || !etcd_xfer_sent(x);
 		if (!may && code == ETCD_DEADLINE_EXCEEDED)
 			strncat(why, " (it may have been applied)", sizeof(why) - strlen(why) - 1);

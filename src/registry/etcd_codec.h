@@ -93,7 +93,7 @@ void etcd_keepalive_msg_release(struct etcd_keepalive_msg *m);
 void etcd_kv_release(struct etcd_kv *kv);
 void etcd_event_release(struct etcd_event *ev);
 
-/* Newline-delimited framing of a stream body (after curl has removed the chunking). Finds the
+/* Newline-delimited framing of a stream body (after the transport has removed the chunking). Finds the
  * next complete message in `in` (without its '\n'; blank lines are skipped). At eof, a final
  * message without a newline counts too. Returns 1 with *line and *len set, or 0 when no complete
  * message is buffered; either way *used is the number of bytes the caller may drop. */

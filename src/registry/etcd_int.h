@@ -1,14 +1,19 @@
-/* Private to the etcd client's files (etcd_*.c): the client object, HTTP transfers on curl's
- * multi-socket interface, deferred frees, authentication waits and the unary call engine.
+/* Private to the etcd client's files (etcd_*.c): the client object, HTTP transfers and their
+ * two transports, deferred frees, authentication waits and the unary call engine.
  *
- * Re-entrancy rule: user callbacks never run inside a curl callback. Curl's write callback
- * only buffers bytes; the client dispatches them after curl_multi_socket_action() returns,
- * with c->depth > 0. While depth > 0, transfers and streams that get closed are only
- * unlinked from curl and marked; their memory is freed when depth returns to 0. */
+ * Transports: http:// endpoints use the built-in HTTP/1.1 transport (etcd_http.c) on the
+ * client's libev loop; https:// endpoints use libcurl's multi-socket interface (etcd_curl.c),
+ * with libcurl loaded by dlopen only when a client has an https endpoint, so processes that
+ * talk plain HTTP never map libcurl and its dependencies.
+ *
+ * Re-entrancy rule: user callbacks never run inside a transport's own callbacks (curl's, or a
+ * half-finished read). Transports buffer bytes into x->in, then hand them over through
+ * etcd_xfer_deliver() with c->depth > 0. While depth > 0, transfers and streams that get closed
+ * are only unlinked from their transport and marked; their memory is freed when depth returns
+ * to 0. */
 #ifndef VX_REGISTRY_ETCD_INT_H
 #define VX_REGISTRY_ETCD_INT_H
 
-#include <curl/curl.h>
 #include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,12 +25,17 @@
 #define ETCD_WHY_MAX 256
 
 struct etcd_xfer;
+struct etcd_hx;
+struct etcd_cx;
+struct etcd_conn;
+struct etcd_curl_multi;
 
 struct etcd_xfer_ops {
 	/* New bytes in x->in (streams only). */
 	void (*data)(struct etcd_xfer *x);
-	/* The transfer ended (rc from curl); the owner closes x. */
-	void (*done)(struct etcd_xfer *x, CURLcode rc);
+	/* The transfer ended: ok when a whole answer arrived, else etcd_xfer_why tells why. The
+	 * owner closes x. */
+	void (*done)(struct etcd_xfer *x, bool ok);
 };
 
 /* One HTTP request/response on one endpoint. The request body always goes out whole: etcd's
@@ -33,19 +43,20 @@ struct etcd_xfer_ops {
  * that stays open would hold back every reply (see ../../docs/etcd-client.md). */
 struct etcd_xfer {
 	struct etcd_client *c;
-	CURL *easy;
-	struct curl_slist *headers;
 	const struct etcd_xfer_ops *ops;
 	void *owner;
 	size_t ep;
 	bool too_large;  /* the answer passed max_response_bytes */
 	bool has_data;   /* bytes arrived since the last dispatch */
-	bool finished;   /* curl reported the end; result holds its code */
+	bool finished;   /* the transport reported the end; ok says how */
+	bool ok;
 	bool dead;       /* closed; freed when depth returns to 0 */
-	CURLcode result;
 	int64_t timeout_us; /* 0: none (a watch) */
+	enum etcd_code why_code; /* when !ok */
+	char why[ETCD_WHY_MAX];  /* when !ok: "connection refused" */
 	struct buf in;
-	char errbuf[CURL_ERROR_SIZE];
+	struct etcd_hx *hx; /* the built-in transport's state (http://), or NULL */
+	struct etcd_cx *cx; /* libcurl's (https://), or NULL */
 	struct etcd_xfer *next;
 };
 
@@ -66,16 +77,25 @@ struct etcd_auth_wait {
 	bool queued;
 };
 
-struct etcd_sockw;
 struct etcd_call;
+
+/* One endpoint, parsed once: where to connect, and its pool of idle connections. */
+struct etcd_ep {
+	bool tls;          /* https: goes through libcurl */
+	char *host;        /* name or IP literal, without brackets */
+	char port[8];
+	char *base;        /* path prefix from the URL ("" when none) */
+	char *host_header; /* "host:port", IPv6 bracketed */
+	struct etcd_conn *idle; /* most recently used first */
+	size_t n_idle;
+};
 
 struct etcd_client {
 	struct ev_loop *loop;
 	bool own_loop;
-	CURLM *multi;
-	ev_timer curl_timer;
-	struct etcd_sockw *socks;
+	struct etcd_curl_multi *curl; /* NULL without https endpoints */
 	char **endpoints;
+	struct etcd_ep *eps;
 	size_t n_endpoints;
 	size_t preferred; /* the endpoint that answered last */
 	int64_t dial_timeout_us;
@@ -100,15 +120,54 @@ struct etcd_client {
 #define ETCD_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Transfers. body is copied. timeout_us 0: no deadline for the whole exchange (a watch);
- * ops->data (may be NULL) sees the answer as it arrives. auth: send the token, if any. */
+ * ops->data (may be NULL) sees the answer as it arrives. auth: send the token, if any.
+ * Never calls ops from inside the call, even when it fails at once. */
 struct etcd_xfer *etcd_xfer_start(struct etcd_client *c, size_t ep, const char *path, const char *body,
 				  int64_t timeout_us, bool auth, const struct etcd_xfer_ops *ops, void *owner);
 void etcd_xfer_close(struct etcd_xfer *x);
+/* The answer's HTTP status, 0 before its status line arrived. */
 long etcd_xfer_status(struct etcd_xfer *x);
-/* True when any part of the request went out (so a write may have been applied). */
+/* True when any part of the request may have reached the server (so a write may have been
+ * applied). */
 bool etcd_xfer_sent(struct etcd_xfer *x);
-/* Why a transfer failed, in a few words ("connection refused"), and the matching code. */
-enum etcd_code etcd_xfer_why(struct etcd_xfer *x, CURLcode rc, char *out, size_t cap);
+/* Why a transfer failed, in a few words ("connection refused"), and the matching code; after a
+ * complete answer on a stream: "the server ended the stream". */
+enum etcd_code etcd_xfer_why(struct etcd_xfer *x, char *out, size_t cap);
+
+/* For transports: record the end of x (why: printf-style, ignored when ok). */
+void etcd_xfer_end(struct etcd_xfer *x, bool ok, enum etcd_code code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* For transports: hands new bytes, then the end, to x's owner (inside etcd_enter/leave). */
+void etcd_xfer_deliver(struct etcd_xfer *x);
+/* Appends answer bytes to x->in; false (and x->too_large) when they pass the bound. A stream
+ * owner gets the bytes it has not consumed yet first, so only one message must fit. */
+bool etcd_xfer_absorb(struct etcd_xfer *x, const char *p, size_t n);
+
+/* ---- the built-in HTTP/1.1 transport (etcd_http.c) ---- */
+
+/* Parses "http://host[:port][/base]" or "https://..."; fills ep (strings owned by it). */
+int etcd_ep_parse(const char *url, struct etcd_ep *ep, struct vxerr *err);
+void etcd_ep_release(struct etcd_ep *ep);
+/* Starts x on its (http) endpoint; token NULL: no Authorization header. */
+void etcd_http_start(struct etcd_xfer *x, const char *path, const char *body, const char *token);
+/* Stops x's I/O and timers; a connection in the middle of an exchange is closed. */
+void etcd_http_stop(struct etcd_xfer *x);
+void etcd_http_free(struct etcd_xfer *x);
+long etcd_http_status(const struct etcd_xfer *x);
+bool etcd_http_sent(const struct etcd_xfer *x);
+/* Closes the idle connections of every endpoint. */
+void etcd_http_pool_clear(struct etcd_client *c);
+
+/* ---- libcurl for https:// endpoints (etcd_curl.c), loaded by dlopen on first use ---- */
+
+/* Loads libcurl and sets up c->curl; -1 with err naming the library when it cannot. */
+int etcd_curl_init(struct etcd_client *c, struct vxerr *err);
+void etcd_curl_cleanup(struct etcd_client *c);
+void etcd_curl_start(struct etcd_xfer *x, const char *url, const char *body, const char *token);
+void etcd_curl_stop(struct etcd_xfer *x);
+void etcd_curl_free(struct etcd_xfer *x);
+long etcd_curl_status(const struct etcd_xfer *x);
+bool etcd_curl_sent(const struct etcd_xfer *x);
 
 /* Callback entry and exit: frees what was closed inside once the outermost one leaves. */
 void etcd_enter(struct etcd_client *c);

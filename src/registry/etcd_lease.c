@@ -179,7 +179,7 @@ static void ka_http_error(struct etcd_keepalive *ka, struct etcd_xfer *x, long s
 	ka_trouble(ka, why);
 }
 
-static void ka_done(struct etcd_xfer *x, CURLcode rc)
+static void ka_done(struct etcd_xfer *x, bool ok)
 {
 	struct etcd_keepalive *ka = x->owner;
 	long st = etcd_xfer_status(x);
@@ -187,8 +187,8 @@ static void ka_done(struct etcd_xfer *x, CURLcode rc)
 	size_t len, used;
 	char why[ETCD_WHY_MAX];
 	ka->x = NULL;
-	if (rc != CURLE_OK) {
-		etcd_xfer_why(x, rc, why, sizeof(why));
+	if (!ok) {
+		etcd_xfer_why(x, why, sizeof(why));
 		ka_trouble(ka, why);
 	} else if (st != 200) {
 		ka_http_error(ka, x, st);

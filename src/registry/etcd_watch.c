@@ -285,13 +285,13 @@ static void w_http_error(struct etcd_watch *w, struct etcd_xfer *x, long st)
 		w_resync(w, ETCD_RESYNC_CANCELED, "%s refused the watch: %s (%s)", w_ep(w), msg, etcd_code_name(code));
 }
 
-static void w_done(struct etcd_xfer *x, CURLcode rc)
+static void w_done(struct etcd_xfer *x, bool ok)
 {
 	struct etcd_watch *w = x->owner;
 	struct etcd_client *c = w->obj.c;
 	long st = etcd_xfer_status(x);
 	char why[ETCD_WHY_MAX];
-	if (rc == CURLE_OK && st != 200) {
+	if (ok && st != 200) {
 		w_http_error(w, x, st);
 		return;
 	}
@@ -300,11 +300,11 @@ static void w_done(struct etcd_xfer *x, CURLcode rc)
 			 c->max_response_bytes);
 		return;
 	}
-	if (rc == CURLE_OK) /* the last message before a shutdown has no newline */
+	if (ok) /* the last message before a shutdown has no newline */
 		w_lines(w, x, true);
 	if (w->inert || w->x != x)
 		return;
-	etcd_xfer_why(x, rc, why, sizeof(why));
+	etcd_xfer_why(x, why, sizeof(why));
 	w_trouble(w, why);
 }
 

@@ -86,8 +86,10 @@ static void serve(struct fx_fake *f, int fd)
 	bool hold = len >= strlen(FX_HOLD) && strcmp(resp + len - strlen(FX_HOLD), FX_HOLD) == 0;
 	if (hold)
 		len -= strlen(FX_HOLD);
-	net_write_all(fd, resp, len);
+	/* counted (and the body published) before the answer goes out: a client that has its
+	 * answer must find the request counted */
 	__atomic_add_fetch(&f->served, 1, __ATOMIC_SEQ_CST);
+	net_write_all(fd, resp, len);
 	for (int k = 0; hold && k < MAX_HELD; k++) {
 		if (f->held[k] < 0) {
 			f->held[k] = fd;
