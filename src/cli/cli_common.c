@@ -2,6 +2,7 @@
 #include "cli/cli_common.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,4 +111,36 @@ void cli_etcd_describe(const struct cli_etcd *e, char *out, size_t cap)
 	out[0] = '\0';
 	for (size_t i = 0; i < e->n_endpoints && n < cap; i++)
 		n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? ", " : "", e->endpoints[i]);
+}
+
+static void on_ctl_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	struct cli_ctl_signals *s = w->data;
+	if (w->signum == SIGHUP)
+		ctl_reload_config(s->ctl);
+	else if (w->signum == SIGUSR1)
+		ctl_force_sync(s->ctl);
+	else
+		s->on_stop(loop, s->ud, w->signum);
+}
+
+void cli_ctl_signals_start(struct cli_ctl_signals *s, struct ev_loop *loop, struct controller *ctl,
+			   void (*on_stop)(struct ev_loop *loop, void *ud, int signum), void *ud)
+{
+	static const int signums[] = { SIGHUP, SIGUSR1, SIGTERM, SIGINT };
+	s->ctl = ctl;
+	s->on_stop = on_stop;
+	s->ud = ud;
+	for (int i = 0; i < 4; i++) {
+		ev_signal_init(&s->w[i], on_ctl_signal, signums[i]);
+		s->w[i].data = s;
+		ev_signal_start(loop, &s->w[i]);
+	}
+}
+
+void cli_ctl_signals_stop(struct cli_ctl_signals *s, struct ev_loop *loop)
+{
+	for (int i = 0; i < 4; i++)
+		ev_signal_stop(loop, &s->w[i]);
 }

@@ -27,22 +27,15 @@ const struct cli_opt cmd_controller_opts[] = {
 
 struct run {
 	struct controller *ctl;
-	ev_signal sigs[4];
+	struct cli_ctl_signals sigs;
 };
 
-static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+static void on_stop(struct ev_loop *loop, void *ud, int signum)
 {
-	(void)revents;
-	struct run *r = w->data;
-	if (w->signum == SIGHUP) {
-		ctl_reload_config(r->ctl);
-	} else if (w->signum == SIGUSR1) {
-		ctl_force_sync(r->ctl);
-	} else {
-		log_info("stopping", "signal=%d haproxy=%s", w->signum, log_q("keeps serving"));
-		ctl_stop(r->ctl);
-		ev_break(loop, EVBREAK_ALL);
-	}
+	struct run *r = ud;
+	log_info("stopping", "signal=%d haproxy=%s", signum, log_q("keeps serving"));
+	ctl_stop(r->ctl);
+	ev_break(loop, EVBREAK_ALL);
 }
 
 static int signal_running(const struct vx_config *cfg)
@@ -86,15 +79,9 @@ static int run_controller(struct vx_config *cfg, const char *cfg_path, const cha
 		cli_etcd_release(&etcd);
 		return EXIT_ENV;
 	}
-	static const int signums[] = { SIGHUP, SIGUSR1, SIGTERM, SIGINT };
-	for (int i = 0; i < 4; i++) {
-		ev_signal_init(&r.sigs[i], on_signal, signums[i]);
-		r.sigs[i].data = &r;
-		ev_signal_start(loop, &r.sigs[i]);
-	}
+	cli_ctl_signals_start(&r.sigs, loop, r.ctl, on_stop, &r);
 	ev_run(loop, 0);
-	for (int i = 0; i < 4; i++)
-		ev_signal_stop(loop, &r.sigs[i]);
+	cli_ctl_signals_stop(&r.sigs, loop);
 	ctl_free(r.ctl);
 	ctl_pidfile_release(&lock_cfg, lock);
 	free(lock_cfg.haproxy.state_dir);

@@ -2,7 +2,6 @@
  * none is configured, HAProxy (managed) and the controller — stopped together by Ctrl-C or
  * SIGTERM, and also when one of them dies on its own. */
 #include <ev.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +23,7 @@ const struct cli_opt cmd_up_opts[] = {
 struct up {
 	struct controller *ctl;
 	struct etcd_local etcd; /* pid 0 when etcd is external */
-	ev_signal sigs[4];
+	struct cli_ctl_signals sigs;
 	ev_timer watchdog;
 	int exit_code;
 };
@@ -36,18 +35,10 @@ static void stop(struct ev_loop *loop, struct up *u, int code)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+static void on_stop(struct ev_loop *loop, void *ud, int signum)
 {
-	(void)revents;
-	struct up *u = w->data;
-	if (w->signum == SIGHUP) {
-		ctl_reload_config(u->ctl);
-	} else if (w->signum == SIGUSR1) {
-		ctl_force_sync(u->ctl);
-	} else {
-		log_info("stopping the stack", "signal=%d", w->signum);
-		stop(loop, u, EXIT_OK);
-	}
+	log_info("stopping the stack", "signal=%d", signum);
+	stop(loop, ud, EXIT_OK);
 }
 
 /* A part that died on its own takes the rest down: a half stack would only mislead. */
@@ -111,18 +102,12 @@ static int start_etcd(struct up *u, const struct vx_config *cfg)
 
 static void run_loop(struct ev_loop *loop, struct up *u)
 {
-	static const int signums[] = { SIGHUP, SIGUSR1, SIGTERM, SIGINT };
-	for (int i = 0; i < 4; i++) {
-		ev_signal_init(&u->sigs[i], on_signal, signums[i]);
-		u->sigs[i].data = u;
-		ev_signal_start(loop, &u->sigs[i]);
-	}
+	cli_ctl_signals_start(&u->sigs, loop, u->ctl, on_stop, u);
 	ev_timer_init(&u->watchdog, on_watchdog, 1, 1);
 	u->watchdog.data = u;
 	ev_timer_start(loop, &u->watchdog);
 	ev_run(loop, 0);
-	for (int i = 0; i < 4; i++)
-		ev_signal_stop(loop, &u->sigs[i]);
+	cli_ctl_signals_stop(&u->sigs, loop);
 }
 
 static int run_up(struct vx_config *cfg)
