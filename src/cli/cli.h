@@ -64,5 +64,9 @@ int cmd_load(const struct cli_command *cmd, int argc, char **argv);
 extern const struct cli_opt cmd_load_opts[];
 int cmd_testserver(const struct cli_command *cmd, int argc, char **argv);
 extern const struct cli_opt cmd_testserver_opts[];
+int cmd_scenario(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_scenario_opts[];
+int cmd_demo(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_demo_opts[];
 
 #endif
