@@ -189,6 +189,7 @@ enum scn_verdict { SCN_VERDICT_PASS, SCN_VERDICT_FAIL, SCN_VERDICT_INVALID };
 struct scn_second {
 	double target_rps;
 	struct load_counts counts;
+	double covered_s; /* how much of this second the load covered (phases meet inside seconds) */
 	struct load_pcts latency;
 	bool has_latency;
 	double served[SCN_MAX_BACKENDS];   /* answered by each backend that second; NaN: unknown */
@@ -256,6 +257,9 @@ int scn_exit_code(const struct scn_result *r);
 /* Totals, degraded seconds and sustained throughput from the seconds and phase results. */
 void scn_totals_compute(const struct scn_result *r, struct scn_totals *out);
 bool scn_second_degraded(const struct scn *s, const struct scn_second *sec);
+/* Good answers (not 5xx) and failed requests per second of load in that second. */
+double scn_second_good_rps(const struct scn_second *sec);
+double scn_second_failed_rps(const struct scn_second *sec);
 /* The whole-run assertion (scn->assert_slo) against every phase together; true when it holds
  * (or there is none). out[i] for each term. */
 bool scn_overall_check(const struct scn_result *r, struct load_slo_outcome *out);

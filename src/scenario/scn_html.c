@@ -75,8 +75,8 @@ static void series_fill(const struct scn_result *r, struct series_set *ss)
 		const struct scn_second *s = &r->seconds[k];
 		uint64_t fin = load_counts_finished(&s->counts), failed = load_counts_failed(&s->counts);
 		ss->target[k] = scn_target_rps(r->scn, k);
-		ss->good[k] = (double)(s->counts.responses - s->counts.status[5]);
-		ss->failed[k] = (double)failed;
+		ss->good[k] = scn_second_good_rps(s);
+		ss->failed[k] = scn_second_failed_rps(s);
 		ss->err_pct[k] = fin ? 100.0 * (double)failed / (double)fin : NAN;
 		ss->p50[k] = s->has_latency ? (double)s->latency.p50_us / 1000.0 : NAN;
 		ss->p99[k] = s->has_latency ? (double)s->latency.p99_us / 1000.0 : NAN;

@@ -58,6 +58,23 @@ static void assertions_text(struct buf *out, const struct load_slo *slo, const s
 	}
 }
 
+/* What the failures were: "5xx answers 12, read timeout 1". */
+static void failures_text(struct buf *out, const struct load_counts *c)
+{
+	const char *sep = "";
+	buf_puts(out, "               failed: ");
+	if (c->status[5]) {
+		buf_printf(out, "5xx answers %llu", (unsigned long long)c->status[5]);
+		sep = ", ";
+	}
+	for (int k = 0; k < LOAD_ERR_COUNT; k++)
+		if (c->errors[k]) {
+			buf_printf(out, "%s%s %llu", sep, load_err_text((enum load_err_kind)k), (unsigned long long)c->errors[k]);
+			sep = ", ";
+		}
+	buf_putc(out, '\n');
+}
+
 static void phases_text(const struct scn_result *r, struct buf *out)
 {
 	char p50[16], p99[16], rate[32];
@@ -83,6 +100,8 @@ static void phases_text(const struct scn_result *r, struct buf *out)
 		buf_printf(out, "%8.0f %9s %9s %-17s ", l->achieved_rps, p50, p99, f);
 		assertions_text(out, &p->phase->slo, p->outcomes);
 		buf_putc(out, '\n');
+		if (failed)
+			failures_text(out, &l->counts);
 	}
 }
 
@@ -216,8 +235,9 @@ static json_t *second_json(const struct scn_result *r, size_t k)
 		json_object_set_new(served, r->scn->backends[b].name, num_or_null(s->served[b]));
 		json_object_set_new(rejected, r->scn->backends[b].name, num_or_null(s->rejected[b]));
 	}
-	return json_pack("{s:I,s:f,s:I,s:I,s:I,s:f,s:o,s:b,s:o,s:o}", "t", (json_int_t)k, "target_rps",
-			 scn_target_rps(r->scn, k), "responses", (json_int_t)s->counts.responses, "requests", (json_int_t)fin,
+	return json_pack("{s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:f,s:o,s:b,s:o,s:o}", "t", (json_int_t)k, "target_rps",
+			 scn_target_rps(r->scn, k), "good_rps", scn_second_good_rps(s), "covered_s", s->covered_s,
+			 "responses", (json_int_t)s->counts.responses, "requests", (json_int_t)fin,
 			 "failed", (json_int_t)failed, "error_rate", fin ? (double)failed / (double)fin : 0.0, "latency",
 			 s->has_latency ? pcts_json(&s->latency) : json_null(), "degraded", scn_second_degraded(r->scn, s),
 			 "served", served, "rejected", rejected);

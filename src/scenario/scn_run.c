@@ -73,6 +73,7 @@ struct phase_ctx {
 	struct scn_rt *rt;
 	const struct scn_phase *phase;
 	double offset_s;
+	double window_s; /* the run's length: its last record may cover less than a second */
 };
 
 static void merge_latency(struct scn_second *dst, const struct load_second *src)
@@ -117,6 +118,7 @@ static void on_second(const struct load_second *sec, void *arg)
 	if ((size_t)g < rt->res->n_seconds) {
 		struct scn_second *d = &rt->res->seconds[g];
 		load_counts_add(&d->counts, &sec->counts);
+		d->covered_s += fmin(1.0, c->window_s - (double)sec->second);
 		merge_latency(d, sec);
 	}
 	pthread_mutex_unlock(&rt->mu);
@@ -132,7 +134,7 @@ static struct load_result *run_phase(struct scn_rt *rt, size_t k, int64_t start_
 				 end_us - now };
 	char url[300];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)rt->front_port, rt->s->load.path);
-	struct phase_ctx ctx = { rt, ph, (double)now / 1e6 };
+	struct phase_ctx ctx = { rt, ph, (double)now / 1e6, (double)lp.duration_us / 1e6 };
 	struct load_spec spec = { .url = url, .connections = (int)rt->s->load.connections,
 				  .threads = (int)rt->s->load.threads, .phases = &lp, .nphases = 1,
 				  .timeout_us = rt->s->load.timeout_us, .grace_us = rt->s->load.timeout_us,

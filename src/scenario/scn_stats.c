@@ -13,9 +13,20 @@
 #include "common/timeutil.h"
 #include "scenario/scenario.h"
 
-static uint64_t good(const struct load_counts *c)
+/* A record covers at most a second; a second split between two phases has two records. */
+static double per_second(const struct scn_second *sec, double n)
 {
-	return c->responses - c->status[5];
+	return sec->covered_s > 0.05 ? n / fmin(1.0, sec->covered_s) : 0;
+}
+
+double scn_second_good_rps(const struct scn_second *sec)
+{
+	return per_second(sec, (double)(sec->counts.responses - sec->counts.status[5]));
+}
+
+double scn_second_failed_rps(const struct scn_second *sec)
+{
+	return per_second(sec, (double)load_counts_failed(&sec->counts));
 }
 
 bool scn_second_degraded(const struct scn *s, const struct scn_second *sec)
@@ -35,7 +46,7 @@ static double sustained(const struct scn *s, const struct scn_second *secs, size
 	for (size_t i = 0; i + w <= n; i++) {
 		double low = INFINITY;
 		for (size_t k = i; k < i + w && low > 0; k++)
-			low = scn_second_degraded(s, &secs[k]) ? 0 : fmin(low, (double)good(&secs[k].counts));
+			low = scn_second_degraded(s, &secs[k]) ? 0 : fmin(low, scn_second_good_rps(&secs[k]));
 		if (low > best && isfinite(low))
 			best = low;
 	}

@@ -350,6 +350,7 @@ static struct scn_result *synthetic(const struct scn *s, size_t n)
 	for (size_t k = 0; k < n; k++) {
 		struct scn_second *sec = &r->seconds[k];
 		sec->counts.responses = 100 + 10 * k; /* a rising rate */
+		sec->covered_s = 1;
 		sec->counts.status[2] = sec->counts.responses;
 		sec->has_latency = true;
 		sec->latency.p99_us = 20 * USEC_PER_MS;
@@ -385,6 +386,9 @@ static void test_degraded_and_sustained(void **state)
 	r->seconds[4].counts.responses = 100;
 	assert_false(scn_second_degraded(s, &r->seconds[4]));
 	assert_true(fabs(scn_target_rps(s, 3) - 1) < 1e-9);
+	/* a second the load covered only half of counts at its rate */
+	r->seconds[2].covered_s = 0.5;
+	assert_true(fabs(scn_second_good_rps(&r->seconds[2]) - 240) < 1e-9);
 	free(r->seconds);
 	free(r);
 	cfg_diags_release(&d);
