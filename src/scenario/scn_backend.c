@@ -239,10 +239,26 @@ void scn_bk_kill(struct scn_rt *rt, struct scn_bk *b)
 	b->state = BK_DOWN;
 }
 
+/* Before the clock starts, a backend that exits at once most likely lost its port to another
+ * process between net_free_port and its bind: it gets another port (up to 3 times). */
+static bool retry_on_new_port(struct scn_rt *rt, struct scn_bk *b)
+{
+	int port = net_free_port();
+	if (rt->t0_us != 0 || b->attempts >= 3 || port <= 0)
+		return false;
+	b->attempts++;
+	b->port = (uint16_t)port;
+	b->state = BK_DOWN;
+	scn_bk_start(rt, b);
+	return true;
+}
+
 static void step_starting(struct scn_rt *rt, struct scn_bk *b)
 {
 	if (scn_procs_exited(&rt->procs, b->pid)) {
 		b->state = BK_DOWN;
+		if (retry_on_new_port(rt, b))
+			return;
 		return fail(b, "exited while starting (see its log)");
 	}
 	if (port_open(b->port)) {

@@ -87,6 +87,7 @@ struct scn_bk {
 	int64_t deadline_us;
 	bool frozen;
 	bool failed;        /* the last start or stop did not go as planned */
+	int attempts;       /* starts retried on another port (before the clock only) */
 	char fail_why[96];
 	struct ts_dist service; /* as now set */
 	double fail_rate;

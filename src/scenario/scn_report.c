@@ -139,6 +139,14 @@ void scn_report_totals_line(const struct scn_result *r, struct buf *out)
 		   r->scn->slo.error_rate * 100, p99slo, (long long)(r->scn->slo.sustain_us / USEC_PER_SEC));
 }
 
+static size_t count_terms(const struct scn_result *r)
+{
+	size_t n = r->scn->assert_slo.n;
+	for (size_t i = 0; i < r->scn->n_phases; i++)
+		n += r->scn->phases[i].slo.n;
+	return n;
+}
+
 void scn_report_text(const struct scn_result *r, struct buf *out)
 {
 	const struct scn *s = r->scn;
@@ -161,7 +169,7 @@ void scn_report_text(const struct scn_result *r, struct buf *out)
 	else if (r->verdict == SCN_VERDICT_FAIL)
 		buf_puts(out, "\nverdict: FAIL: an assertion did not hold\n");
 	else
-		buf_printf(out, "\nverdict: PASS%s\n", s->assert_slo.n || r->n_phases ? ": every assertion held" : "");
+		buf_printf(out, "\nverdict: PASS%s\n", count_terms(r) ? ": every assertion held" : " (the scenario asserts nothing)");
 	if (r->work_dir_kept)
 		buf_printf(out, "logs and configuration kept in %s\n", r->work_dir);
 }

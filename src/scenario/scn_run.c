@@ -328,10 +328,44 @@ static int start_backends(struct scn_rt *rt, struct vxerr *err)
 	return 0;
 }
 
+/* Backends first: once each listens its port is certain, and the static stack's haproxy.cfg
+ * (which lists them) can be written. */
+static int wait_listening(struct scn_rt *rt, struct vxerr *err)
+{
+	int64_t deadline = time_mono_us() + 15 * USEC_PER_SEC;
+	for (;;) {
+		size_t up = 0, want = 0;
+		for (size_t i = 0; i < rt->n_bks; i++) {
+			struct scn_bk *b = &rt->bks[i];
+			if (!b->def->initial)
+				continue;
+			want++;
+			scn_bk_step(rt, b);
+			if (b->failed)
+				return vxerr_set(err, "backend %s: %s (%s/%s.log)", b->def->name, b->fail_why, rt->work, b->def->name);
+			up += b->state == BK_UP;
+		}
+		if (up == want)
+			return 0;
+		if (time_mono_us() > deadline || scn_interrupted())
+			return vxerr_set(err, "the backends did not all listen within 15s (logs in %s)", rt->work);
+		time_sleep_us(20000);
+	}
+}
+
+static void register_backends(struct scn_rt *rt)
+{
+	for (size_t i = 0; i < rt->n_bks && rt->reg; i++)
+		if (rt->bks[i].state == BK_UP)
+			scn_reg_put(rt->reg, i, rt->bks[i].def->name, rt->bks[i].port, rt->bks[i].def->capacity, "up");
+}
+
 static int prepare(struct scn_rt *rt, struct vxerr *err)
 {
-	if (init_backends(rt, err) != 0 || scn_stack_start(rt, err) != 0 || start_backends(rt, err) != 0)
+	if (init_backends(rt, err) != 0 || start_backends(rt, err) != 0 || wait_listening(rt, err) != 0 ||
+	    scn_stack_start(rt, err) != 0)
 		return -1;
+	register_backends(rt);
 	scn_note(rt, "%s stack up in %s; waiting for HAProxy to route to %zu backends",
 		 rt->stack == SCN_STACK_STATIC ? "static" : "veltrix", rt->work, rt->n_bks);
 	return scn_stack_wait_ready(rt, READY_TIMEOUT_US, err);
