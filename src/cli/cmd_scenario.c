@@ -147,8 +147,9 @@ int cmd_scenario(const struct cli_command *cmd, int argc, char **argv)
 	if (a.stack == SCN_STACK_STATIC && s->stack != SCN_STACK_STATIC && s->registration == SCN_REG_AGENT)
 		s->registration = SCN_REG_DIRECT; /* a static stack has no registry: nothing to register with */
 	if (strcmp(a.verb, "check") == 0) {
-		printf("%s: ok (%zu backends, %zu phases, %zu faults, %.1fs of load)\n", a.file, s->n_backends, s->n_phases,
-		       s->n_faults, (double)scn_duration_us(s) / 1e6);
+		printf("%s: ok (%zu backend%s, %zu phase%s, %zu fault%s, %.1fs of load)\n", a.file, s->n_backends,
+		       s->n_backends == 1 ? "" : "s", s->n_phases, s->n_phases == 1 ? "" : "s", s->n_faults,
+		       s->n_faults == 1 ? "" : "s", (double)scn_duration_us(s) / 1e6);
 		scn_free(s);
 		return EXIT_OK;
 	}

@@ -48,7 +48,7 @@ const struct cli_command cli_commands[] = {
 	  "load, or Ctrl-C). See docs/scenarios.md.",
 	  cmd_scenario_opts, cmd_scenario },
 	{ "demo", "[--quick] [--html FILE] [--json FILE]",
-	  "static HAProxy vs Veltrix under the same load and faults, side by side (about 2.5 minutes)",
+	  "static HAProxy vs Veltrix under the same load and faults, side by side (about 2 minutes)",
 	  "Runs the built-in scenario twice, one stack after the other: backends of unequal capacity,\n"
 	  "load rising to 3x what the static configuration serves comfortably, a crash (kill -9), a\n"
 	  "rolling deploy and a server that slows down. Prints a side-by-side table and writes an HTML\n"

@@ -153,7 +153,8 @@ void scn_report_text(const struct scn_result *r, struct buf *out)
 	buf_printf(out, "scenario %s (%s) on the %s stack", s->name, s->file, stack_name(r));
 	if (r->stack == SCN_STACK_VELTRIX)
 		buf_printf(out, ", %s registration", s->registration == SCN_REG_AGENT ? "agent" : "direct");
-	buf_printf(out, ": %zu backends, %zu phases, %zu faults, %.1fs\n", s->n_backends, s->n_phases, s->n_faults, r->elapsed_s);
+	buf_printf(out, ": %zu backend%s, %zu phase%s, %zu fault%s, %.1fs\n", s->n_backends, s->n_backends == 1 ? "" : "s",
+		   s->n_phases, s->n_phases == 1 ? "" : "s", s->n_faults, s->n_faults == 1 ? "" : "s", r->elapsed_s);
 	if (s->description)
 		buf_printf(out, "  %s\n", s->description);
 	phases_text(r, out);

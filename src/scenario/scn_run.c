@@ -474,10 +474,12 @@ struct scn_result *scn_run(const struct scn *s, const struct scn_run_opts *opts,
 	snprintf(res->work_dir, sizeof(res->work_dir), "%s", rt->work);
 	scn_procs_init(&rt->procs, opts->keep_work_dir ? NULL : rt->work);
 	rt->sampler = scn_sampler_new();
-	if (prepare(rt, err) != 0)
-		invalid(rt, "the stack did not start: %s", err->msg);
-	else
+	if (prepare(rt, err) == 0)
 		start_clock(rt);
+	else if (scn_interrupted())
+		invalid(rt, "interrupted");
+	else
+		invalid(rt, "the stack did not start: %s", err->msg);
 	scn_stack_stop(rt);
 	scn_sampler_free(rt->sampler);
 	res->work_dir_kept = opts->keep_work_dir || (res->verdict == SCN_VERDICT_INVALID && !scn_interrupted());
