@@ -74,5 +74,9 @@ int cmd_register(const struct cli_command *cmd, int argc, char **argv);
 extern const struct cli_opt cmd_register_opts[];
 int cmd_deregister(const struct cli_command *cmd, int argc, char **argv);
 extern const struct cli_opt cmd_deregister_opts[];
+int cmd_scenario(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_scenario_opts[];
+int cmd_demo(const struct cli_command *cmd, int argc, char **argv);
+extern const struct cli_opt cmd_demo_opts[];
 
 #endif

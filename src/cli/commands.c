@@ -84,5 +84,20 @@ const struct cli_command cli_commands[] = {
 	  "always 200. GET /_testserver/stats and POST /_testserver/set?service_time=..&fail_rate=..\n"
 	  "(loopback clients only) observe and steer it. SIGTERM: stop accepting, finish, exit 0.",
 	  cmd_testserver_opts, cmd_testserver },
+	{ "scenario", "run|check [options] FILE", "run a fault-injection scenario against a local stack and assert SLOs",
+	  "Starts the stack the file describes on loopback (Veltrix: local etcd, controller and HAProxy;\n"
+	  "static: a fixed haproxy.cfg), its test backends, then the load phases and the faults on one\n"
+	  "clock; checks each phase's assertions; tears everything down however the run ends.\n"
+	  "`check` only validates the file. Exit codes: 0 every assertion held, 1 one did not, 2 invalid\n"
+	  "file or usage, 3 the run is invalid (the stack broke, the generator could not deliver the\n"
+	  "load, or Ctrl-C). See docs/scenarios.md.",
+	  cmd_scenario_opts, cmd_scenario },
+	{ "demo", "[--quick] [--html FILE] [--json FILE]",
+	  "static HAProxy vs Veltrix under the same load and faults, side by side (about 2 minutes)",
+	  "Runs the built-in scenario twice, one stack after the other: backends of unequal capacity,\n"
+	  "load rising to 3x what the static configuration serves comfortably, a crash (kill -9), a\n"
+	  "rolling deploy and a server that slows down. Prints a side-by-side table and writes an HTML\n"
+	  "report with the charts. --quick: a short form in seconds (for tests; numbers are rougher).",
+	  cmd_demo_opts, cmd_demo },
 	{ NULL, NULL, NULL, NULL, NULL, NULL },
 };

@@ -14,26 +14,8 @@
 /* Longest text of a user's value quoted in a message (the rest is cut, marked "..."). */
 #define CFG_QUOTE_MAX 64
 
-/* ---- YAML tree (yaml.c) ---------------------------------------------------------------------
- * A plain tree built from libfyaml's events, so the loader never sees aliases (refused) and
- * every node carries its own 1-based position. */
-enum ykind { Y_NULL, Y_SCALAR, Y_SEQ, Y_MAP };
-
-struct ynode {
-	enum ykind kind;
-	int line, col; /* 1-based; 0 when unknown */
-	bool quoted;   /* scalar written in quotes or as a block */
-	char *text;    /* scalar text, NUL-terminated */
-	size_t len;
-	struct ynode **kids; /* seq: items; map: key, value, key, value ... */
-	size_t n, cap;
-};
-
-/* Parses data into *root (NULL for an empty document). YAML errors, aliases, binary or
- * non-UTF-8 input, nesting past CFG_MAX_DEPTH and more than CFG_MAX_NODES values are
- * reported into d; returns 0, or -1 when something was reported. */
-int yaml_parse(const char *file, const char *data, size_t len, struct ynode **root, struct cfg_diags *d);
-void ynode_free(struct ynode *n);
+/* ---- YAML tree (yaml.c): struct ynode, yaml_parse and ynode_free live in config/yaml.h ---- */
+#include "config/yaml.h"
 
 /* ---- Positions (load.c) -------------------------------------------------------------------- */
 struct cfg_pos {

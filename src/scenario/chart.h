@@ -20,6 +20,11 @@ struct chart_mark {
 	const char *label; /* "kill backend-2" */
 };
 
+/* A shaded stretch of the time axis (seconds of degraded service). */
+struct chart_band {
+	double t0_s, t1_s;
+};
+
 struct chart {
 	const char *title;
 	const char *y_label; /* "requests/s", "ms" */
@@ -28,9 +33,13 @@ struct chart {
 	const struct chart_mark *marks;
 	size_t n_marks;
 	int log_y; /* logarithmic y axis (latencies) */
+	const struct chart_band *bands; /* drawn under everything, light red; may be NULL */
+	size_t n_bands;
+	double y_max; /* > 0: the top of a linear axis (100 for percentages); 0: from the data */
 };
 
-/* Appends one <svg> element. Text is escaped. Returns -1 when the buffer is full. */
+/* Appends one <svg> element. Text is escaped; colors must be plain CSS color tokens ("#d62728",
+ * "red"): anything else is replaced by gray. Returns -1 when the buffer is full. */
 int chart_svg(struct buf *out, const struct chart *c);
 /* Appends s with &, <, >, " escaped for HTML text and attributes. */
 int html_escape(struct buf *out, const char *s);
