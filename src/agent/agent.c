@@ -367,7 +367,9 @@ static void on_load_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 static int start_command(struct agent *a)
 {
-	struct proc_opts po = { .new_pgrp = true }; /* its own group: a terminal's ^C reaches only us */
+	/* Its own group, so a terminal's ^C reaches only us (we drain first); and it dies with us, so
+	 * an agent killed -9 never leaves a service running unregistered and unsupervised. */
+	struct proc_opts po = { .new_pgrp = true, .die_with_parent = true };
 	struct vxerr err;
 	a->child = proc_spawn(a->command, &po, &err);
 	if (a->child < 0) {

@@ -1,108 +1,27 @@
 /* A local etcd child process (see etcd_local.h). */
 #include "registry/etcd_local.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/fsutil.h"
-#include "common/http1.h"
+#include "common/httpc.h"
 #include "common/net.h"
 #include "common/proc.h"
 #include "common/timeutil.h"
 
 #define HEALTH_TIMEOUT_MS 1000
-#define HEALTH_MAX_BYTES 4096
 
-/* Waits until fd is ready for events or the deadline passes. */
-static bool wait_fd(int fd, short events, int64_t deadline_us)
-{
-	for (;;) {
-		int64_t left = deadline_us - time_mono_us();
-		if (left <= 0)
-			return false;
-		struct pollfd p = { fd, events, 0 };
-		int n = poll(&p, 1, (int)(left / 1000) + 1);
-		if (n > 0)
-			return true;
-		if (n == 0 || errno != EINTR)
-			return false;
-	}
-}
-
-static int connect_loopback(int port, int64_t deadline_us)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int e = 0;
-	socklen_t len = sizeof(e);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return fd;
-	if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline_us) &&
-	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0)
-		return fd;
-	close(fd);
-	return -1;
-}
-
-/* The status of the answer read from fd, or 0 when none arrived whole in time. */
-static int read_status(int fd, int64_t deadline_us)
-{
-	char b[HEALTH_MAX_BYTES];
-	size_t have = 0;
-	struct http1_resp r;
-	http1_resp_init(&r, NULL, NULL, 0);
-	while (have < sizeof(b) && wait_fd(fd, POLLIN, deadline_us)) {
-		ssize_t n = read(fd, b + have, sizeof(b) - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n == 0 && http1_resp_eof(&r) == HTTP1_DONE ? r.status : 0;
-		have += (size_t)n;
-		/* re-fed from the start each time: tiny, and the parser keeps no pointers */
-		http1_resp_init(&r, NULL, NULL, 0);
-		for (size_t off = 0;;) {
-			struct http1_span body;
-			size_t used;
-			enum http1_ev ev = http1_resp_feed(&r, b + off, have - off, &used, &body);
-			off += used;
-			if (ev == HTTP1_DONE)
-				return r.status;
-			if (ev == HTTP1_AGAIN || ev == HTTP1_ERROR)
-				break;
-		}
-	}
-	return 0;
-}
-
-/* GET /health answered 200 within a second (a plain blocking probe on loopback). */
+/* GET /health answered 200 within a second. */
 static bool healthy(const struct etcd_local *e)
 {
-	int64_t deadline = time_mono_us() + HEALTH_TIMEOUT_MS * USEC_PER_MS;
-	int fd = connect_loopback(e->client_port, deadline);
-	if (fd < 0)
-		return false;
-	char req[128];
-	int n = snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
-			 e->client_port);
-	int status = 0;
-	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) == n)
-		status = read_status(fd, deadline);
-	close(fd);
-	return status == 200;
+	return httpc_request((uint16_t)e->client_port, "GET", "/health", HEALTH_TIMEOUT_MS * USEC_PER_MS, NULL, NULL) == 200;
 }
 
 static int spawn(struct etcd_local *e, struct vxerr *err)

@@ -11,7 +11,6 @@
  * Direct registration stands in for the agent where the agent would act on the process: a
  * killed instance is deregistered at once (an agent revokes its lease when its service exits).
  * It does not health-check: a frozen instance stays registered and HAProxy's checks take it out. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -22,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/httpc.h"
 #include "common/net.h"
 #include "common/parse.h"
 #include "common/timeutil.h"
@@ -308,37 +308,19 @@ void scn_bk_step(struct scn_rt *rt, struct scn_bk *b)
 	}
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *ud)
-{
-	(void)p;
-	(void)ud;
-	return size * n;
-}
-
 int scn_bk_set(struct scn_bk *b, const struct ts_dist *service, double fail_rate, struct vxerr *err)
 {
-	char url[256], dist[64] = "", rate[32] = "";
+	char target[256], dist[64] = "", rate[32] = "";
 	if (service)
 		ts_dist_format(service, dist, sizeof(dist));
 	if (fail_rate >= 0)
 		snprintf(rate, sizeof(rate), "%.6g", fail_rate);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/_testserver/set?%s%s%s%s%s", (unsigned)b->port,
-		 service ? "service_time=" : "", dist, service && fail_rate >= 0 ? "&" : "", fail_rate >= 0 ? "fail_rate=" : "",
-		 rate);
-	CURL *c = curl_easy_init();
-	long status = 0;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	CURLcode cc = curl_easy_perform(c);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(c);
+	snprintf(target, sizeof(target), "/_testserver/set?%s%s%s%s%s", service ? "service_time=" : "", dist,
+		 service && fail_rate >= 0 ? "&" : "", fail_rate >= 0 ? "fail_rate=" : "", rate);
+	struct vxerr why;
+	int status = httpc_request(b->port, "POST", target, USEC_PER_SEC, NULL, &why);
 	if (status != 200)
-		return vxerr_set(err, "%s: %s", b->def->name, cc != CURLE_OK ? curl_easy_strerror(cc) : "the test server refused the change");
+		return vxerr_set(err, "%s: %s", b->def->name, status < 0 ? why.msg : "the test server refused the change");
 	if (service)
 		b->service = *service;
 	if (fail_rate >= 0)

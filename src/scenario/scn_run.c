@@ -362,8 +362,9 @@ static void register_backends(struct scn_rt *rt)
 
 static int prepare(struct scn_rt *rt, struct vxerr *err)
 {
-	if (init_backends(rt, err) != 0 || start_backends(rt, err) != 0 || wait_listening(rt, err) != 0 ||
-	    scn_stack_start(rt, err) != 0)
+	/* The stack first: agents need etcd before they can register their backends. */
+	if (init_backends(rt, err) != 0 || scn_stack_start(rt, err) != 0 || start_backends(rt, err) != 0 ||
+	    wait_listening(rt, err) != 0)
 		return -1;
 	register_backends(rt);
 	scn_note(rt, "%s stack up in %s; waiting for HAProxy to route to %zu backends",

@@ -1,61 +1,44 @@
 /* Per-second traffic of each backend, from its own counters (GET /_testserver/stats): what it
  * answered (200 and 500) and what it refused by overload (503). Requests go out together at each
- * second of the scenario clock (libcurl multi), and the director's tick wait is the poll, so a
- * frozen backend costs a timeout on its own request and nothing else. A backend that is not
+ * second of the scenario clock (nonblocking, common/httpc.h), and the director's tick wait is the
+ * poll, so a frozen backend costs a timeout on its own request and nothing else. A backend that is not
  * running served 0; one that did not answer is unknown (NaN) for that second. */
-#include <curl/curl.h>
 #include <jansson.h>
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
-#include "common/buf.h"
+#include "common/httpc.h"
+#include "common/timeutil.h"
 #include "scenario/scn_int.h"
 
-#define STATS_MAX 4096
-#define TIMEOUT_MS 600L
+#define TIMEOUT_US (600 * USEC_PER_MS)
 
 struct xfer {
-	CURL *easy;
-	struct buf body;
+	struct httpc c;
 	size_t bk;
 	size_t sec;
 	bool busy;
 };
 
 struct scn_sampler {
-	CURLM *multi;
 	struct xfer x[SCN_MAX_BACKENDS];
 };
 
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
-{
-	struct xfer *x = ud;
-	return buf_append(&x->body, p, size * n) == 0 ? size * n : 0;
-}
-
 struct scn_sampler *scn_sampler_new(void)
 {
-	struct scn_sampler *s = xcalloc(1, sizeof(*s));
-	s->multi = curl_multi_init();
-	for (size_t i = 0; i < SCN_MAX_BACKENDS; i++)
-		buf_init(&s->x[i].body, STATS_MAX);
-	return s;
+	return xcalloc(1, sizeof(struct scn_sampler));
 }
 
 void scn_sampler_free(struct scn_sampler *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < SCN_MAX_BACKENDS; i++) {
-		if (s->x[i].easy) {
-			curl_multi_remove_handle(s->multi, s->x[i].easy);
-			curl_easy_cleanup(s->x[i].easy);
-		}
-		buf_release(&s->x[i].body);
-	}
-	curl_multi_cleanup(s->multi);
+	for (size_t i = 0; i < SCN_MAX_BACKENDS; i++)
+		if (s->x[i].busy)
+			httpc_release(&s->x[i].c);
 	free(s);
 }
 
@@ -86,23 +69,14 @@ void scn_sampler_begin(struct scn_sampler *s, struct scn_rt *rt, size_t sec)
 		}
 		if (x->busy) /* the previous second's request is still out: a frozen server */
 			continue;
-		char url[96];
-		snprintf(url, sizeof(url), "http://127.0.0.1:%u/_testserver/stats", (unsigned)b->port);
-		if (!x->easy)
-			x->easy = curl_easy_init();
-		else
-			curl_multi_remove_handle(s->multi, x->easy);
-		buf_reset(&x->body);
-		curl_easy_setopt(x->easy, CURLOPT_URL, url);
-		curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
-		curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
-		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
-		curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 		x->bk = i;
 		x->sec = sec;
+		if (httpc_start(&x->c, b->port, "GET", "/_testserver/stats", TIMEOUT_US, NULL) != 0) {
+			if (sec > 0)
+				put(rt, sec - 1, i, NAN, NAN);
+			continue;
+		}
 		x->busy = true;
-		curl_multi_add_handle(s->multi, x->easy);
 	}
 }
 
@@ -124,9 +98,10 @@ static double delta(uint64_t now, uint64_t before, bool have)
 static void finish(struct scn_rt *rt, struct xfer *x, bool ok)
 {
 	struct scn_bk *b = &rt->bks[x->bk];
-	json_t *o = ok ? json_loadb(x->body.data ? x->body.data : "", x->body.len, 0, NULL) : NULL;
+	json_t *o = ok ? json_loadb(x->c.body.data ? x->c.body.data : "", x->c.body.len, 0, NULL) : NULL;
 	uint64_t served, rejected;
 	x->busy = false;
+	httpc_release(&x->c);
 	if (!o || !counter(o, "served", &served) || !counter(o, "rejected", &rejected)) {
 		if (x->sec > 0)
 			put(rt, x->sec - 1, x->bk, NAN, NAN);
@@ -144,19 +119,23 @@ static void finish(struct scn_rt *rt, struct xfer *x, bool ok)
 
 void scn_sampler_poll(struct scn_sampler *s, struct scn_rt *rt, int timeout_ms)
 {
-	int running_handles = 0, left = 0;
-	curl_multi_perform(s->multi, &running_handles);
-	curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
-	curl_multi_perform(s->multi, &running_handles);
-	CURLMsg *m;
-	while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
-		if (m->msg != CURLMSG_DONE)
+	struct pollfd fds[SCN_MAX_BACKENDS];
+	struct xfer *who[SCN_MAX_BACKENDS];
+	nfds_t n = 0;
+	for (size_t i = 0; i < SCN_MAX_BACKENDS; i++) {
+		if (!s->x[i].busy)
 			continue;
-		struct xfer *x = NULL;
-		long status = 0;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-		if (x)
-			finish(rt, x, m->data.result == CURLE_OK && status == 200);
+		fds[n] = (struct pollfd){ httpc_fd(&s->x[i].c), httpc_events(&s->x[i].c), 0 };
+		who[n++] = &s->x[i];
+	}
+	if (n == 0) {
+		time_sleep_us((int64_t)timeout_ms * USEC_PER_MS);
+		return;
+	}
+	poll(fds, n, timeout_ms);
+	for (nfds_t i = 0; i < n; i++) {
+		int r = httpc_step(&who[i]->c, NULL);
+		if (r != 0)
+			finish(rt, who[i], r > 0 && who[i]->c.status == 200);
 	}
 }
