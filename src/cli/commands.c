@@ -6,14 +6,31 @@
 static const struct cli_opt no_opts[] = { { 0, NULL, NULL, NULL } };
 
 const struct cli_command cli_commands[] = {
-	{ "help", "[COMMAND]", "show the commands, or one command's options", NULL, no_opts, cmd_help },
-	{ "version", "", "print the version", NULL, no_opts, cmd_version },
 	{ "check", "[-c FILE] [--json]", "validate a configuration and lint it against this machine",
 	  "Reports every problem at once (FILE:LINE:COL: error|warning: KEY.PATH: what is wrong; what to\n"
 	  "write instead), then lints against this machine: file descriptors, ephemeral ports and\n"
 	  "TIME_WAIT, somaxconn, capacity, timeouts (docs/config.md).\n"
 	  "Exit status: 0 clean (warnings allowed), 1 a lint error, 2 the file is invalid.",
 	  cmd_check_opts, cmd_check },
+	{ "up", "[-c FILE]", "run the whole stack locally: etcd (when none is configured), HAProxy, controller",
+	  "For development and demos, in the foreground. With no etcd.endpoints, a single-member etcd is\n"
+	  "started on a free loopback port with its data in etcd.data_dir. HAProxy runs in managed mode\n"
+	  "(haproxy.state_dir). Prints where everything listens and how to register an instance.\n"
+	  "Ctrl-C or SIGTERM stops everything; so does any part that exits on its own (exit 3).\n"
+	  "SIGHUP re-reads the configuration; SIGUSR1 forces one sync past the panic threshold.",
+	  cmd_up_opts, cmd_up },
+	{ "agent", "--service NAME --port PORT [options] [-- COMMAND ARGS...]",
+	  "health-check one instance, register it in etcd under a lease, drain it on SIGTERM",
+	  "Runs beside one service instance. Registers it (<prefix>/services/NAME/ID, bound to a lease kept\n"
+	  "alive every TTL/3) once `rise` checks in a row pass; `fall` failures mark it down (the key stays),\n"
+	  "`rise` passes mark it up again. Writes only on change. A lost lease is granted again and the key\n"
+	  "written again, with backoff; a key held by another lease is never overwritten.\n"
+	  "SIGTERM/SIGINT: write `draining`, wait --drain-timeout (or until COMMAND exits), revoke the lease\n"
+	  "(the key disappears), exit 0; a second signal skips the wait. With `-- COMMAND ARGS...` the agent\n"
+	  "starts the service, SIGTERMs it only after the drain, and exits with its status; when the service\n"
+	  "exits on its own the lease is revoked. --once runs the check once (exit 0 pass, 1 fail).\n"
+	  "See docs/agent.md.",
+	  cmd_agent_opts, cmd_agent },
 	{ "controller", "[-c FILE] [--etcd URL[,URL...]] [--force-sync]",
 	  "keep HAProxy's server pools equal to the registry (one per HAProxy)",
 	  "Watches etcd and reconciles HAProxy through its Runtime API, without reloads for membership.\n"
@@ -24,13 +41,6 @@ const struct cli_command cli_commands[] = {
 	  "panic threshold, SIGTERM/SIGINT stop the controller (HAProxy keeps serving).\n"
 	  "Metrics: GET /metrics and /healthz on controller.metrics (docs/controller.md).",
 	  cmd_controller_opts, cmd_controller },
-	{ "up", "[-c FILE]", "run the whole stack locally: etcd (when none is configured), HAProxy, controller",
-	  "For development and demos, in the foreground. With no etcd.endpoints, a single-member etcd is\n"
-	  "started on a free loopback port with its data in etcd.data_dir. HAProxy runs in managed mode\n"
-	  "(haproxy.state_dir). Prints where everything listens and how to register an instance.\n"
-	  "Ctrl-C or SIGTERM stops everything; so does any part that exits on its own (exit 3).\n"
-	  "SIGHUP re-reads the configuration; SIGUSR1 forces one sync past the panic threshold.",
-	  cmd_up_opts, cmd_up },
 	{ "status", "[-c FILE] [--etcd URL[,URL...]] [--json] [--no-haproxy] [SERVICE]",
 	  "show the registry and, when HAProxy answers, each server as HAProxy sees it",
 	  "Lists the registry at one etcd revision: per service its instances (address, port, capacity,\n"
@@ -57,18 +67,6 @@ const struct cli_command cli_commands[] = {
 	  "if still unchanged). --now deletes at once. SIGINT/SIGTERM during the wait leave it draining.\n"
 	  "Exit status: 0 deleted, 1 no such instance or it changed meanwhile, 2 usage or etcd unreachable.",
 	  cmd_deregister_opts, cmd_deregister },
-	{ "agent", "--service NAME --port PORT [options] [-- COMMAND ARGS...]",
-	  "health-check one instance, register it in etcd under a lease, drain it on SIGTERM",
-	  "Runs beside one service instance. Registers it (<prefix>/services/NAME/ID, bound to a lease kept\n"
-	  "alive every TTL/3) once `rise` checks in a row pass; `fall` failures mark it down (the key stays),\n"
-	  "`rise` passes mark it up again. Writes only on change. A lost lease is granted again and the key\n"
-	  "written again, with backoff; a key held by another lease is never overwritten.\n"
-	  "SIGTERM/SIGINT: write `draining`, wait --drain-timeout (or until COMMAND exits), revoke the lease\n"
-	  "(the key disappears), exit 0; a second signal skips the wait. With `-- COMMAND ARGS...` the agent\n"
-	  "starts the service, SIGTERMs it only after the drain, and exits with its status; when the service\n"
-	  "exits on its own the lease is revoked. --once runs the check once (exit 0 pass, 1 fail).\n"
-	  "See docs/agent.md.",
-	  cmd_agent_opts, cmd_agent },
 	{ "load", "[options] URL", "HTTP/1.1 load: open loop (-R, --ramp) or closed loop, honest latency, SLO exit codes",
 	  "Open loop (-R or --ramp): requests fall due at the given rate whatever the server does; latency\n"
 	  "counts from when a request was due (corrected for coordinated omission), and the uncorrected\n"
@@ -99,5 +97,7 @@ const struct cli_command cli_commands[] = {
 	  "rolling deploy and a server that slows down. Prints a side-by-side table and writes an HTML\n"
 	  "report with the charts. --quick: a short form in seconds (for tests; numbers are rougher).",
 	  cmd_demo_opts, cmd_demo },
+	{ "help", "[COMMAND]", "show the commands, or one command's options", NULL, no_opts, cmd_help },
+	{ "version", "", "print the version", NULL, no_opts, cmd_version },
 	{ NULL, NULL, NULL, NULL, NULL, NULL },
 };
