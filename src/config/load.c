@@ -14,6 +14,7 @@
 #include "common/buf.h"
 #include "common/strutil.h"
 #include "config/internal.h"
+#include "config/yaml.h"
 
 #define KEY_MAX 64
 
@@ -469,17 +470,15 @@ struct vx_config *cfg_load_buffer(const char *name, const char *data, size_t len
 	return cfg;
 }
 
-/* Reads at most CFG_MAX_FILE_BYTES; refuses directories, devices and FIFOs before reading
- * (O_NONBLOCK keeps a FIFO from blocking the open). */
-static char *read_file(const char *path, size_t *len, struct cfg_diags *d)
+char *yaml_read_file(const char *path, size_t max, const char *what, const char *hint_missing, size_t *len,
+		     struct cfg_diags *d)
 {
-	const char *hint_open = "pass -c FILE, set VELTRIX_CONFIG, or create ./veltrix.yaml (see examples/veltrix.yaml)";
-	struct buf b = BUF_INIT(CFG_MAX_FILE_BYTES);
+	struct buf b = BUF_INIT(max);
 	char *out = NULL;
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
-		cfg_diags_add(d, CFG_SEV_ERROR, path, 0, 0, NULL, NULL, errno == ENOENT ? hint_open : NULL,
+		cfg_diags_add(d, CFG_SEV_ERROR, path, 0, 0, NULL, NULL, errno == ENOENT ? hint_missing : NULL,
 			      "cannot open: %s", strerror(errno));
 		return NULL;
 	}
@@ -494,7 +493,7 @@ static char *read_file(const char *path, size_t *len, struct cfg_diags *d)
 			      dir ? "is a directory" : "not a regular file");
 		goto out;
 	}
-	if (st.st_size > CFG_MAX_FILE_BYTES)
+	if ((uint64_t)st.st_size > max)
 		goto too_big;
 	char chunk[65536];
 	ssize_t n;
@@ -515,9 +514,8 @@ static char *read_file(const char *path, size_t *len, struct cfg_diags *d)
 	}
 	goto out;
 too_big:
-	cfg_diags_add(d, CFG_SEV_ERROR, path, 0, 0, NULL, NULL,
-		      "a configuration is a few kilobytes; check that this is the right file",
-		      "file is larger than the limit of %d bytes (1 MiB); not read", CFG_MAX_FILE_BYTES);
+	cfg_diags_add(d, CFG_SEV_ERROR, path, 0, 0, NULL, NULL, "check that this is the right file",
+		      "file is larger than the limit of %zu bytes for %s; not read", max, what);
 out:
 	buf_release(&b);
 	close(fd);
@@ -527,7 +525,9 @@ out:
 struct vx_config *cfg_load(const char *path, struct cfg_diags *d)
 {
 	size_t len = 0;
-	char *data = read_file(path, &len, d);
+	char *data = yaml_read_file(path, CFG_MAX_FILE_BYTES, "a configuration",
+				    "pass -c FILE, set VELTRIX_CONFIG, or create ./veltrix.yaml (see examples/veltrix.yaml)",
+				    &len, d);
 	if (!data)
 		return NULL;
 	struct vx_config *cfg = cfg_load_buffer(path, data, len, d);

@@ -30,4 +30,12 @@ struct ynode {
 int yaml_parse(const char *file, const char *data, size_t len, struct ynode **root, struct cfg_diags *d);
 void ynode_free(struct ynode *n);
 
+/* Reads a YAML file of at most max bytes: refuses directories, devices and FIFOs before reading
+ * (O_NONBLOCK keeps a FIFO from blocking the open), and files over max; each problem is a
+ * finding in d, with hint_missing (may be NULL) as the hint when the file does not exist and
+ * what ("the configuration", "a scenario") in the size message. Returns a NUL-terminated copy
+ * (caller frees) and its length, or NULL. */
+char *yaml_read_file(const char *path, size_t max, const char *what, const char *hint_missing, size_t *len,
+		     struct cfg_diags *d);
+
 #endif

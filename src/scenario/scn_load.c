@@ -3,13 +3,10 @@
  * becomes a finding with its position and key path and the walk goes on, so one run reports
  * everything; cross-field checks follow in scn_check.c. */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
@@ -719,45 +716,10 @@ struct scn *scn_load_buffer(const char *name, const char *data, size_t len, stru
 	return s;
 }
 
-static char *read_bounded(const char *path, size_t *len, struct cfg_diags *d)
-{
-	struct buf b = BUF_INIT(SCN_MAX_FILE_BYTES);
-	char *out = NULL, chunk[16384];
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		cfg_diags_add(d, CFG_SEV_ERROR, path, 0, 0, NULL, NULL, NULL, "cannot open: %s", strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		cfg_diags_add(d, CFG_SEV_ERROR, path, 0, 0, NULL, NULL, "give the scenario's YAML file", "not a regular file");
-		goto out;
-	}
-	ssize_t n;
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || buf_append(&b, chunk, (size_t)n) != 0) {
-			cfg_diags_add(d, CFG_SEV_ERROR, path, 0, 0, NULL, NULL, NULL, n < 0 ? "cannot read: %s" : "%s",
-				      n < 0 ? strerror(errno) : "file is larger than the limit of 256 KiB; not read");
-			goto out;
-		}
-	}
-	out = buf_detach(&b, len);
-	if (!out) {
-		out = xstrdup("");
-		*len = 0;
-	}
-out:
-	buf_release(&b);
-	close(fd);
-	return out;
-}
-
 struct scn *scn_load(const char *path, struct cfg_diags *d)
 {
 	size_t len = 0;
-	char *data = read_bounded(path, &len, d);
+	char *data = yaml_read_file(path, SCN_MAX_FILE_BYTES, "a scenario", NULL, &len, d);
 	if (!data)
 		return NULL;
 	struct scn *s = scn_load_buffer(path, data, len, d);
