@@ -2,7 +2,6 @@
  * the tree with the schema rows (scn_schema.c). Like the configuration loader, every problem
  * becomes a finding with its position and key path and the walk goes on, so one run reports
  * everything; cross-field checks follow in scn_check.c. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
