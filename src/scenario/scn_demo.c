@@ -46,7 +46,8 @@ const char scn_demo_yaml[] =
 	"  - {at: 11s, action: start, target: app-3}\n"
 	"  - {at: 15s, action: rolling_deploy, interval: 1s}\n"
 	"  - {at: 48s, action: slow, target: app-2, service_time: 60ms}\n"
-	"slo: {p99: 100ms, errors: 1%, sustain: 5s}\n";
+	"slo: {p99: 100ms, errors: 1%, sustain: 5s}\n"
+	"assert: 'errors<1%, p99<100ms'\n";
 
 static void num(char *out, size_t cap, double v)
 {
