@@ -106,10 +106,11 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUP_OBJ) $(LI
 	$(say) LD $@
 	$(Q)$(CC) $(LDFLAGS) $^ $(TEST_LIBS) $(PKG_LIBS) -o $@
 
+# Bench programs may drive etcd with libcurl directly (an independent client, as an anchor).
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(say) LD $@
-	$(Q)$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CURL_LIBS) -o $@
 
 tests: $(BIN) $(UNIT_BIN) $(INT_BIN)
 
