@@ -88,7 +88,7 @@ const struct cfg_key cfg_schema[] = {
 	  .doc = "`host:port` of HAProxy's stats page; absent: no stats page" },
 
 	SECTION("controller", "keeps HAProxy's pools equal to the registry"),
-	{ .path = "controller.max_batch_delay", .type = CFG_T_DUR, .def = "2ms", .min = 0, .max = D_S(1),
+	{ .path = "controller.max_batch_delay", .type = CFG_T_DUR, .def = "500us", .min = 0, .max = D_S(1),
 	  ROOT(controller.max_batch_delay_us),
 	  .doc = "how long a registry change may wait for others to join its batch of HAProxy commands" },
 	{ .path = "controller.resync_interval", .type = CFG_T_DUR, .def = "30s", .min = D_S(1), .max = D_H(24),

@@ -115,7 +115,7 @@ static void test_defaults(void **state)
 	snprintf(want, sizeof(want), "%s/.veltrix/etcd", cwd);
 	assert_string_equal(c->etcd.data_dir, want);
 	assert_null(c->haproxy.stats_bind);
-	assert_int_equal(c->controller.max_batch_delay_us, 2000);
+	assert_int_equal(c->controller.max_batch_delay_us, 500);
 	assert_int_equal(c->controller.resync_interval_us, 30 * USEC_PER_SEC);
 	assert_true(c->controller.panic_threshold > 0.499 && c->controller.panic_threshold < 0.501);
 	assert_true(c->controller.weight_feedback);
