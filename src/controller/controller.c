@@ -10,7 +10,8 @@
 #include "common/timeutil.h"
 #include "controller/ctl_int.h"
 
-#define PERIODIC_US (1 * USEC_PER_SEC) /* HAProxy identity check */
+/* HAProxy identity check: a reload or restart behind our back is noticed within this. */
+#define PERIODIC_US (250 * USEC_PER_MS)
 
 struct ctl_service *ctl_service_find(struct controller *c, const char *name)
 {
@@ -121,6 +122,8 @@ static void on_periodic_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	int64_t now = time_mono_us();
 	if (!ctl_check_ident(c) && c->cfg->haproxy.mode == HAP_MODE_MANAGED)
 		ctl_managed_supervise(c);
+	if (c->cfg->haproxy.mode == HAP_MODE_MANAGED)
+		ctl_managed_refresh_config(c);
 	if (now - c->last_full_resync_us >= c->cfg->controller.resync_interval_us) {
 		c->last_full_resync_us = now;
 		ctl_mark_all_dirty(c);

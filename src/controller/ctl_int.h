@@ -18,6 +18,7 @@
 
 #define CTL_FOLLOWUP_US (200 * 1000) /* drains in progress and retried deletes are looked at again */
 #define CTL_BATCH_MAX 512            /* commands per pipelined write */
+#define CTL_CONFIG_REFRESH_US (1000 * 1000)
 /* `show stat` is the costliest read (about 5 us per server on 2.6.12, three times `show servers
  * state`): a reconcile reads it only when it needs sessions or check results (servers on their
  * way out), when a server is missing from the last read, after an operation that changes what
@@ -101,6 +102,8 @@ struct controller {
 	bool force;
 	int64_t last_reconcile_start_us;
 	int64_t last_full_resync_us;
+	bool membership_changed;      /* servers added, moved or removed since haproxy.cfg was written */
+	int64_t config_written_us;
 	ev_timer reconcile_timer;
 	ev_timer periodic_timer; /* full resync and HAProxy identity */
 	ev_timer feedback_timer;
@@ -146,6 +149,10 @@ bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_
  * that follows puts every server back. */
 void ctl_managed_supervise(struct controller *c);
 void ctl_managed_stop(struct controller *c);
+/* At most once per CTL_CONFIG_REFRESH_US, after servers were added, moved or removed: rewrites
+ * haproxy.cfg with the servers HAProxy holds, so a reload nobody told us about (an operator, a
+ * package upgrade) starts with the current pools instead of empty ones. */
+void ctl_managed_refresh_config(struct controller *c);
 
 /* ctl_stats.c */
 /* The server rows of `backend` in st, sorted by name (*out: caller frees); returns the count. */

@@ -228,6 +228,21 @@ out:
 	return r;
 }
 
+void ctl_managed_refresh_config(struct controller *c)
+{
+	int64_t now = time_mono_us();
+	if (!c->managed_running || !c->membership_changed || now - c->config_written_us < CTL_CONFIG_REFRESH_US)
+		return;
+	struct pools p = { 0 };
+	struct vxerr err;
+	c->config_written_us = now;
+	if (pools_read(c, c->cfg, &p, &err) != 0 || install_config(c, c->cfg, &p, &err) != 0)
+		log_warn("cannot refresh haproxy.cfg with the current servers", "error=%s", log_q(err.msg));
+	else
+		c->membership_changed = false;
+	pools_release(&p);
+}
+
 /* An adopted master is not our child: when it dies, its zombie may linger under a parent that
  * does not reap (kill(pid, 0) still succeeds then). */
 static bool is_zombie(pid_t pid)

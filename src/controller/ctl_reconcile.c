@@ -386,10 +386,14 @@ static void op_done(struct controller *c, const struct cmd_origin *o, enum hap_s
 	if (o->op == CTL_OP_DRAIN) {
 		ctl_mem_get(s, o->server, true)->drain_started_us = time_mono_us();
 	} else if (o->op == CTL_OP_DEL) {
+		c->membership_changed = true;
 		ctl_mem_forget(s, o->server);
 		ctl_owned_set(c->owned, s->name, o->server, false);
 		log_info("server removed", "service=%s server=%s", s->name, log_q(o->server));
-	} else if (o->op == CTL_OP_ADD) {
+	} else if (o->op == CTL_OP_ADD || o->op == CTL_OP_SET_ADDR) {
+		c->membership_changed = true;
+		if (o->op == CTL_OP_SET_ADDR)
+			return;
 		ctl_owned_set(c->owned, s->name, o->server, true);
 		log_info("server added", "service=%s server=%s", s->name, log_q(o->server));
 	}
