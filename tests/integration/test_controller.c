@@ -26,6 +26,7 @@
 #include "common/net.h"
 #include "common/timeutil.h"
 #include "fx.h"
+#include "fx_agent.h"
 #include "fx_haproxy.h"
 #include "fx_load.h"
 #include "fx_stack.h"
@@ -47,6 +48,7 @@ static int setup(void **state)
 		{ "pdn", NULL, 0 },
 		{ "dto", "    health:\n      type: tcp\n      interval: 300ms\n      timeout: 200ms\n"
 			 "    drain_timeout: 500ms\n", 0 },
+		{ "agt", "    balance: roundrobin\n", 0 },
 	};
 	static const char *const ts_args[] = { "--service-time", "40ms", "--capacity", "64", NULL };
 	struct fx_stack_opts o = { .n_backends = 6, .backend_args = ts_args };
@@ -155,6 +157,36 @@ static void test_raw_and_lease_registrations_serve_and_leave(void **state)
 
 /* `draining` is an intention, not a vanishing key: honoured even for the last server of a pool.
  * `down` puts the server in maintenance and keeps it. */
+/* The real thing end to end: `veltrix agent` supervising a test backend registers it, the
+ * controller puts it in HAProxy and it serves; on SIGTERM the agent marks it draining, the
+ * controller drains and removes it, the agent revokes its lease and exits 0. */
+static void test_real_agent_registers_serves_and_drains(void **state)
+{
+	(void)state;
+	char port[16], *etcd = xasprintf("%s", stack.etcd.url);
+	snprintf(port, sizeof(port), "%d", net_free_port());
+	const char *const args[] = { "--etcd", etcd, "--service", "agt", "--port", port, "--address", "127.0.0.1",
+				     "--instance", "a1", "--capacity", "8", "--check", "http:/healthz",
+				     "--interval", "100ms", "--timeout", "80ms", "--rise", "1", "--ttl", "3s",
+				     "--drain-timeout", "1s",
+				     "--", fx_veltrix_bin(), "testserver", "--port", port, "--instance", "a1", NULL };
+	struct fx_agent a;
+	fx_agent_start(&a, args);
+	if (!fx_stack_wait_names(&stack, "agt", "a1", WAIT_MS)) {
+		fx_agent_dump(&a);
+		fail_msg("the agent's instance never reached HAProxy");
+	}
+	char who[64];
+	assert_int_equal(fx_stack_get(fx_stack_url(&stack, "agt"), who, sizeof(who)), 200);
+	assert_string_equal(who, "a1");
+	fx_agent_signal(&a, SIGTERM);
+	assert_true(fx_stack_wait_names(&stack, "agt", "", WAIT_MS));
+	assert_int_equal(fx_agent_wait(&a, WAIT_MS), 0);
+	assert_int_equal(fx_stack_log_count(&stack, "msg=\"server removed\" service=agt server=a1"), 1);
+	fx_agent_free(&a);
+	free(etcd);
+}
+
 static void test_draining_and_down_are_always_honoured(void **state)
 {
 	(void)state;
@@ -418,6 +450,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_raw_and_lease_registrations_serve_and_leave),
+		cmocka_unit_test(test_real_agent_registers_serves_and_drains),
 		cmocka_unit_test(test_draining_and_down_are_always_honoured),
 		cmocka_unit_test(test_capacity_sets_weight_and_maxconn),
 		cmocka_unit_test(test_drain_under_traffic_fails_no_request),
