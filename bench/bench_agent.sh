@@ -12,31 +12,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${VELTRIX_BIN:-$top/build/release/veltrix}
 dur=${DURATION:-30}
 interval=${INTERVAL:-1s}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+. "$top/bench/lib.sh"
 
 command -v etcd >/dev/null || { echo "etcd is not installed (scripts/install-deps.sh installs it)"; exit 1; }
-[ -x "$bin" ] || { echo "no veltrix binary at $bin (run make)"; exit 1; }
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-		echo $((20000 + RANDOM % 20000))
-}
-
-wait_http() {
-	for _ in $(seq 1 200); do
-		curl -s -o /dev/null "$@" && return 0
-		sleep 0.05
-	done
-	echo "nothing answers at $*" >&2
-	return 1
-}
 
 cport=$(free_port); pport=$(free_port); sport=$(free_port)
 etcd --name bench --data-dir "$work/etcd" \

@@ -17,31 +17,9 @@ dur=${DURATION:-5s}
 conns=${CONNS:-50}
 threads=${THREADS:-2}
 server_threads=${SERVER_THREADS:-1}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+. "$top/bench/lib.sh"
 
 command -v wrk >/dev/null || { echo "wrk is not installed (scripts/install-deps.sh installs it)"; exit 1; }
-[ -x "$bin" ] || { echo "no veltrix binary at $bin (run make)"; exit 1; }
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-		echo $((20000 + RANDOM % 20000))
-}
-
-wait_http() {
-	for _ in $(seq 1 100); do
-		curl -s -o /dev/null "$1" && return 0
-		sleep 0.05
-	done
-	echo "nothing answers at $1" >&2
-	return 1
-}
 
 start_target() {
 	if [ -n "${BENCH_URL:-}" ]; then
@@ -118,7 +96,8 @@ for i in $(seq 1 "$runs"); do
 		run_veltrix >>"$work/vx"
 		run_wrk >>"$work/wrk"
 	fi
-	echo "run $i: wrk $(tail -n 1 "$work/wrk" | cut -d' ' -f1) req/s, veltrix load $(tail -n 1 "$work/vx" | cut -d' ' -f1) req/s"
+	printf 'run %d: wrk %.0f req/s, veltrix load %.0f req/s\n' "$i" "$(tail -n 1 "$work/wrk" | cut -d' ' -f1)" \
+		"$(tail -n 1 "$work/vx" | cut -d' ' -f1)"
 done
 w_rps=$(cut -d' ' -f1 "$work/wrk" | median)
 v_rps=$(cut -d' ' -f1 "$work/vx" | median)
