@@ -28,8 +28,7 @@ static pid_t tracked[MAX_TRACKED];
 static char *tmpdirs[MAX_TMPDIRS];
 static bool hooks_installed;
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
+void fx_die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -105,7 +104,7 @@ void fx_track(pid_t pid)
 			return;
 		}
 	}
-	die("too many tracked processes");
+	fx_die("too many tracked processes");
 }
 
 void fx_untrack(pid_t pid)
@@ -121,14 +120,14 @@ char *fx_tmpdir(const char *tag)
 	const char *base = getenv("TMPDIR");
 	char *tmpl = xasprintf("%s/vx-%s-XXXXXX", base && *base ? base : "/tmp", tag);
 	if (!mkdtemp(tmpl))
-		die("mkdtemp %s: %s", tmpl, strerror(errno));
+		fx_die("mkdtemp %s: %s", tmpl, strerror(errno));
 	for (int i = 0; i < MAX_TMPDIRS; i++) {
 		if (!tmpdirs[i]) {
 			tmpdirs[i] = xstrdup(tmpl);
 			return tmpl;
 		}
 	}
-	die("too many temporary directories");
+	fx_die("too many temporary directories");
 }
 
 const char *fx_veltrix_bin(void)
@@ -161,7 +160,7 @@ void fx_write_file(const char *path, const char *content)
 {
 	FILE *f = fopen(path, "wb");
 	if (!f)
-		die("cannot write %s: %s", path, strerror(errno));
+		fx_die("cannot write %s: %s", path, strerror(errno));
 	fputs(content, f);
 	fclose(f);
 }
@@ -172,7 +171,7 @@ static char *temp_file(void)
 	char *path = xasprintf("%s/vx-out-XXXXXX", base && *base ? base : "/tmp");
 	int fd = mkstemp(path);
 	if (fd < 0)
-		die("mkstemp %s: %s", path, strerror(errno));
+		fx_die("mkstemp %s: %s", path, strerror(errno));
 	close(fd);
 	return path;
 }
@@ -185,7 +184,7 @@ void fx_run(struct fx_run *r, int timeout_ms, const char *const argv[])
 	struct vxerr e;
 	pid_t pid = proc_spawn((char *const *)(uintptr_t)argv, &o, &e);
 	if (pid < 0)
-		die("%s", e.msg);
+		fx_die("%s", e.msg);
 	fx_track(pid);
 	int st;
 	if (proc_wait(pid, timeout_ms, &st) != 0) {
@@ -275,7 +274,7 @@ static void etcd_prepare(struct fx_etcd *e, int index)
 	e->client_port = net_free_port();
 	e->peer_port = net_free_port();
 	if (e->client_port <= 0 || e->peer_port <= 0 || e->client_port == e->peer_port)
-		die("no free loopback port for etcd");
+		fx_die("no free loopback port for etcd");
 	snprintf(e->url, sizeof(e->url), "%s://127.0.0.1:%d", e->tls_ca ? "https" : "http", e->client_port);
 	snprintf(e->peer_url, sizeof(e->peer_url), "http://127.0.0.1:%d", e->peer_port);
 }
@@ -303,7 +302,7 @@ static void etcd_spawn(struct fx_etcd *e, bool new_cluster)
 	struct vxerr err;
 	e->pid = proc_spawn((char *const *)(uintptr_t)argv, &o, &err);
 	if (e->pid < 0)
-		die("%s", err.msg);
+		fx_die("%s", err.msg);
 	fx_track(e->pid);
 	free(data);
 	free(log);
@@ -349,7 +348,7 @@ static void etcd_wait(struct fx_etcd *e)
 		fprintf(stderr, "etcd log:\n%s\n", text ? text : "(none)");
 		free(text);
 		free(log);
-		die("etcd %s did not become healthy at %s", e->name, e->url);
+		fx_die("etcd %s did not become healthy at %s", e->name, e->url);
 	}
 }
 

@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Fails the test program on a setup error: prints "fixture: ..." and exits 99 (the atexit
+ * hooks stop whatever was started). */
+void fx_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 /* A fresh directory under $TMPDIR, removed at exit unless VX_KEEP_TMP=1. Caller frees. */
 char *fx_tmpdir(const char *tag);
 /* Stop pid (SIGTERM, then SIGKILL) when the test exits. */

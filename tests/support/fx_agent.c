@@ -15,12 +15,6 @@
 #include "common/timeutil.h"
 #include "fx.h"
 
-static void fatal(const char *what)
-{
-	fprintf(stderr, "fixture: %s\n", what);
-	exit(99);
-}
-
 void fx_agent_start(struct fx_agent *a, const char *const *args)
 {
 	memset(a, 0, sizeof(*a));
@@ -36,7 +30,7 @@ void fx_agent_start(struct fx_agent *a, const char *const *args)
 	struct vxerr err;
 	a->pid = proc_spawn((char *const *)(uintptr_t)argv, &o, &err);
 	if (a->pid < 0)
-		fatal(err.msg);
+		fx_die("%s", err.msg);
 	fx_track(a->pid);
 	a->status = -1;
 }
@@ -109,7 +103,7 @@ static int64_t i64_field(const json_t *o, const char *name)
 	const json_t *v = json_object_get(o, name);
 	int64_t x = 0;
 	if (json_is_string(v) && parse_i64(json_string_value(v), INT64_MIN, INT64_MAX, &x) != 0)
-		fatal("gateway: a number field is not a number");
+		fx_die("gateway: a number field is not a number");
 	return x;
 }
 
@@ -188,12 +182,12 @@ int64_t fx_key_put_leased(const char *etcd_url, const char *key, const char *val
 	int64_t lease = g ? i64_field(g, "ID") : 0;
 	json_decref(g);
 	if (!lease)
-		fatal("gateway: lease grant failed");
+		fx_die("gateway: lease grant failed");
 	char *k = b64(key), *v = b64(value);
 	body = xasprintf("{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"%lld\"}", k, v, (long long)lease);
 	json_t *p = gateway(etcd_url, "/v3/kv/put", body);
 	if (!p)
-		fatal("gateway: put failed");
+		fx_die("gateway: put failed");
 	json_decref(p);
 	free(body);
 	free(k);

@@ -17,23 +17,11 @@
 #include "common/timeutil.h"
 #include "fx.h"
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "fixture: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(99);
-}
-
 static int free_port(void)
 {
 	int p = net_free_port();
 	if (p <= 0)
-		die("no free loopback port");
+		fx_die("no free loopback port");
 	return p;
 }
 
@@ -73,7 +61,7 @@ static pid_t spawn_logged(const char *const argv[], const char *log)
 	struct vxerr err;
 	pid_t pid = proc_spawn((char *const *)(uintptr_t)argv, &o, &err);
 	if (pid < 0)
-		die("%s", err.msg);
+		fx_die("%s", err.msg);
 	fx_track(pid);
 	return pid;
 }
@@ -83,7 +71,7 @@ static void dump_log_and_die(const char *log, const char *what)
 	char *text = fx_read_file(log);
 	fprintf(stderr, "haproxy log:\n%s\n", text ? text : "(none)");
 	free(text);
-	die("%s", what);
+	fx_die("%s", what);
 }
 
 char *fx_haproxy_config(const struct fx_haproxy *h, const char *body)
@@ -164,7 +152,7 @@ void fx_origin_start(struct fx_origin *o, int n)
 {
 	memset(o, 0, sizeof(*o));
 	if (n < 1 || n > FX_ORIGIN_MAX)
-		die("fx_origin_start: 1..%d origins", FX_ORIGIN_MAX);
+		fx_die("fx_origin_start: 1..%d origins", FX_ORIGIN_MAX);
 	o->n = n;
 	for (int i = 0; i < n; i++)
 		o->ports[i] = free_port();

@@ -22,12 +22,6 @@
 #include "common/timeutil.h"
 #include "fx.h"
 
-static void fatal(const char *what)
-{
-	fprintf(stderr, "fixture: %s\n", what);
-	exit(99);
-}
-
 static bool healthy(void *arg)
 {
 	struct fx_testserver *t = arg;
@@ -54,13 +48,13 @@ void fx_testserver_start(struct fx_testserver *t, const char *const *args)
 	struct vxerr err;
 	t->pid = proc_spawn((char *const *)(uintptr_t)argv, &o, &err);
 	if (t->pid < 0)
-		fatal(err.msg);
+		fx_die("%s", err.msg);
 	fx_track(t->pid);
 	if (!fx_wait(healthy, t, 10000)) {
 		char *log = fx_read_file(t->log);
 		fprintf(stderr, "testserver log:\n%s\n", log ? log : "");
 		free(log);
-		fatal("testserver did not answer /healthz");
+		fx_die("testserver did not answer /healthz");
 	}
 }
 
@@ -124,11 +118,11 @@ void fx_resetter_start(struct fx_resetter *r)
 	struct vxerr err;
 	r->fd = net_listen_tcp("127.0.0.1", (uint16_t)r->port, 128, &err);
 	if (r->fd < 0)
-		fatal(err.msg);
+		fx_die("%s", err.msg);
 	snprintf(r->url, sizeof(r->url), "http://127.0.0.1:%d/", r->port);
 	atomic_init(&r->stop, false);
 	if (pthread_create(&r->th, NULL, resetter_main, r) != 0)
-		fatal("cannot start the resetter thread");
+		fx_die("cannot start the resetter thread");
 }
 
 void fx_resetter_stop(struct fx_resetter *r)
@@ -187,7 +181,7 @@ void fx_load_spawn(struct fx_load *l, const char *url, const char *const *args)
 	struct vxerr err;
 	l->pid = proc_spawn((char *const *)(uintptr_t)argv, &o, &err);
 	if (l->pid < 0)
-		fatal(err.msg);
+		fx_die("%s", err.msg);
 	fx_track(l->pid);
 }
 
@@ -241,7 +235,7 @@ long long fx_jint(json_t *j, ...)
 	json_t *v = walk(j, ap);
 	va_end(ap);
 	if (!json_is_integer(v))
-		fatal("json: expected an integer");
+		fx_die("json: expected an integer");
 	return json_integer_value(v);
 }
 
@@ -252,6 +246,6 @@ double fx_jnum(json_t *j, ...)
 	json_t *v = walk(j, ap);
 	va_end(ap);
 	if (!json_is_number(v))
-		fatal("json: expected a number");
+		fx_die("json: expected a number");
 	return json_number_value(v);
 }

@@ -26,18 +26,6 @@
 
 #define REAPER_MAX 16
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "fixture: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(99); /* atexit hooks stop whatever was started */
-}
-
 /* ---- the reaper ----
  * A forked process in its own session that holds the read end of a pipe. The test process
  * sends it the pids of HAProxy masters; when the pipe reaches end of file, the test process is
@@ -90,17 +78,17 @@ static void reaper_send(int32_t v)
 	if (reaper_fd < 0) {
 		int p[2];
 		if (pipe2(p, O_CLOEXEC) != 0)
-			die("pipe: %s", strerror(errno));
+			fx_die("pipe: %s", strerror(errno));
 		pid_t pid = fork();
 		if (pid < 0)
-			die("fork: %s", strerror(errno));
+			fx_die("fork: %s", strerror(errno));
 		if (pid == 0)
 			reaper_main(p[0]);
 		close(p[0]);
 		reaper_fd = p[1];
 	}
 	if (write(reaper_fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
-		die("reaper: %s", strerror(errno));
+		fx_die("reaper: %s", strerror(errno));
 }
 
 /* Gone: no such process, or a zombie nobody reaps (an orphan's parent may not be an init). */
@@ -138,7 +126,7 @@ static int free_port(void)
 		used[n_used++ % (sizeof(used) / sizeof(used[0]))] = p;
 		return p;
 	}
-	die("no free loopback port");
+	fx_die("no free loopback port");
 }
 
 static bool has_key(const char *yaml, const char *key)
@@ -179,7 +167,7 @@ void fx_stack_write_config(struct fx_stack *s)
 	char *tmp = xasprintf("%s.tmp", s->cfg_path);
 	fx_write_file(tmp, b.data);
 	if (rename(tmp, s->cfg_path) != 0)
-		die("rename %s: %s", tmp, strerror(errno));
+		fx_die("rename %s: %s", tmp, strerror(errno));
 	free(tmp);
 	buf_release(&b);
 }
@@ -187,7 +175,7 @@ void fx_stack_write_config(struct fx_stack *s)
 int fx_stack_add_service(struct fx_stack *s, const char *name, const char *yaml)
 {
 	if (s->n_svcs >= FX_STACK_MAX_SERVICES)
-		die("too many services");
+		fx_die("too many services");
 	struct fx_stack_service *sv = &s->svcs[s->n_svcs];
 	sv->name = name;
 	sv->yaml = yaml;
@@ -206,7 +194,7 @@ const char *fx_stack_url(const struct fx_stack *s, const char *name)
 			return url;
 		}
 	}
-	die("no service %s", name);
+	fx_die("no service %s", name);
 }
 
 /* ---- HAProxy ---- */
@@ -230,7 +218,7 @@ void fx_stack_track_haproxy(struct fx_stack *s)
 	if (s->opts.attach_runtime_socket || s->hap_master > 0)
 		return;
 	if (hap_proc_show(s->master_sock, 2 * USEC_PER_SEC, &l, NULL) != 0 || l.master_pid <= 0)
-		die("no HAProxy master answers on %s", s->master_sock);
+		fx_die("no HAProxy master answers on %s", s->master_sock);
 	s->hap_master = (pid_t)l.master_pid;
 	fx_track(s->hap_master);
 	reaper_send((int32_t)s->hap_master);
@@ -419,13 +407,13 @@ void fx_stack_controller_start(struct fx_stack *s, bool wait_healthy)
 	struct vxerr err;
 	s->ctl_pid = proc_spawn((char *const *)(uintptr_t)argv, &o, &err);
 	if (s->ctl_pid < 0)
-		die("%s", err.msg);
+		fx_die("%s", err.msg);
 	fx_track(s->ctl_pid);
 	if (!fx_wait(wait_healthy ? ctl_ready : ctl_serving, s, FX_STACK_WAIT_MS)) {
 		char *log = fx_stack_log(s);
 		fprintf(stderr, "controller log:\n%s\n", log);
 		free(log);
-		die("the controller did not become ready");
+		fx_die("the controller did not become ready");
 	}
 	fx_stack_track_haproxy(s);
 }
@@ -467,7 +455,7 @@ static char *gateway(struct fx_stack *s, const char *path, const char *body)
 	char *url = xasprintf("%s%s", s->etcd.url, path), *resp = NULL;
 	long st = fx_http("POST", url, body, &resp);
 	if (st != 200)
-		die("etcd %s %s: HTTP %ld %s", path, body, st, resp ? resp : "");
+		fx_die("etcd %s %s: HTTP %ld %s", path, body, st, resp ? resp : "");
 	free(url);
 	return resp;
 }
@@ -590,7 +578,7 @@ void fx_stack_start(struct fx_stack *s, const struct fx_stack_opts *o, const str
 	memset(s, 0, sizeof(*s));
 	s->opts = *o;
 	if (n > FX_STACK_MAX_SERVICES || o->n_backends > FX_STACK_MAX_BACKENDS)
-		die("fx_stack_start: too many services or backends");
+		fx_die("fx_stack_start: too many services or backends");
 	s->dir = fx_tmpdir("stack");
 	s->cfg_path = fx_path(s->dir, "veltrix.yaml");
 	s->state_dir = fx_path(s->dir, "state");
