@@ -190,7 +190,9 @@ static int setup_data_plane(struct controller *c, struct vxerr *err)
 			return -1;
 		return 0;
 	}
-	return ctl_managed_start(c, err);
+	if (ctl_managed_start(c, err) != 0)
+		return -1;
+	return ctl_jobs_init(c, err);
 }
 
 struct controller *ctl_new(struct ev_loop *loop, const struct ctl_opts *opts, struct vxerr *err)
@@ -220,10 +222,26 @@ fail:
 	return NULL;
 }
 
+void ctl_config_swap(struct controller *c, struct vx_config *next)
+{
+	struct vx_config *old = c->cfg;
+	c->cfg = next;
+	build_services(c);
+	ctl_registry_reconfigure(c, old);
+	cfg_free(old);
+	log_info("configuration reloaded", "file=%s services=%zu", log_q(c->cfg_path), c->n_svcs);
+	ctl_schedule_reconcile(c);
+}
+
 void ctl_reload_config(struct controller *c)
 {
 	if (!c->cfg_path) {
 		log_warn("configuration reload ignored", "reason=%s", log_q("no configuration file"));
+		return;
+	}
+	if (ctl_job_busy(c)) { /* the job renders the running configuration: it must stay */
+		log_info("configuration reload waits for HAProxy's current job", "file=%s", log_q(c->cfg_path));
+		c->reload_pending = true;
 		return;
 	}
 	struct cfg_diags d;
@@ -237,20 +255,14 @@ void ctl_reload_config(struct controller *c)
 		return;
 	}
 	cfg_diags_release(&d);
-	struct vxerr err;
-	if (c->cfg->haproxy.mode == HAP_MODE_MANAGED && !ctl_services_structurally_equal(c->cfg, next) &&
-	    ctl_managed_reload(c, next, &err) != 0) {
-		log_error("HAProxy reload failed, keeping the running configuration", "error=%s", log_q(err.msg));
-		cfg_free(next);
+	/* A new structure reloads HAProxy first; the configuration changes when that worked
+	 * (ctl_managed_done), and meanwhile registry changes keep flowing. */
+	if (c->cfg->haproxy.mode == HAP_MODE_MANAGED && !ctl_services_structurally_equal(c->cfg, next)) {
+		if (!ctl_job_start(c, CTL_JOB_RELOAD, next))
+			cfg_free(next);
 		return;
 	}
-	struct vx_config *old = c->cfg;
-	c->cfg = next;
-	build_services(c);
-	ctl_registry_reconfigure(c, old);
-	cfg_free(old);
-	log_info("configuration reloaded", "file=%s services=%zu", log_q(c->cfg_path), c->n_svcs);
-	ctl_schedule_reconcile(c);
+	ctl_config_swap(c, next);
 }
 
 void ctl_force_sync(struct controller *c)
@@ -269,6 +281,7 @@ void ctl_stop(struct controller *c)
 	ev_timer_stop(c->loop, &c->periodic_timer);
 	ev_timer_stop(c->loop, &c->feedback_timer);
 	ctl_registry_stop(c);
+	ctl_jobs_stop(c);
 	httpd_free(c->httpd);
 	c->httpd = NULL;
 	ctl_metrics_release(&c->m);
@@ -281,6 +294,8 @@ const char *ctl_runtime_socket(const struct controller *c)
 
 bool ctl_haproxy_alive(struct controller *c)
 {
+	if (ctl_job_busy(c)) /* the worker may be reloading or starting it: c->proc is its own */
+		return c->managed_running;
 	return c->managed_running && hap_proc_running(&c->proc);
 }
 
@@ -293,6 +308,7 @@ void ctl_free(struct controller *c)
 	ctl_rt_drop(c);
 	if (c->cfg->haproxy.mode == HAP_MODE_MANAGED)
 		ctl_managed_stop(c);
+	ctl_jobs_free(c); /* after the stop: HAProxy started by the worker dies with its thread (tests, up) */
 	ctl_owned_free(c->owned);
 	for (size_t i = 0; i < c->n_svcs; i++) {
 		free(c->svcs[i].mem);

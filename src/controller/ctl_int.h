@@ -59,6 +59,24 @@ struct ctl_service {
 };
 
 struct ctl_owned; /* attach mode: servers this controller added */
+struct ctl_jobs;  /* managed mode: the off-loop worker (ctl_job.c) */
+
+enum ctl_job_kind {
+	CTL_JOB_REFRESH, /* haproxy.cfg rewritten with the servers HAProxy holds */
+	CTL_JOB_RELOAD,  /* a new structure: render with the current servers, check, reload */
+	CTL_JOB_RESTART, /* HAProxy is gone: render, check, start */
+};
+
+/* One job of the worker (ctl_job.c runs its steps; ctl_managed.c says what they do). */
+struct ctl_job {
+	enum ctl_job_kind kind;
+	const struct vx_config *cfg; /* what is rendered: next, or c->cfg */
+	struct vx_config *next;      /* a reload's new configuration, the job's until it is done */
+	char *candidate;             /* the rendering, written by the prepare step */
+	char *skeleton;              /* the same without servers, installed with it */
+	int rc;
+	struct vxerr err;
+};
 
 struct ctl_metrics {
 	struct metrics *reg;
@@ -97,6 +115,8 @@ struct controller {
 	int hap_restart_failures;  /* managed: failed starts since HAProxy was last seen running */
 	int64_t hap_restart_at_us; /* managed: no new start attempt before this */
 	struct ctl_owned *owned;
+	struct ctl_jobs *jobs;
+	bool reload_pending;          /* SIGHUP while a job ran: reload when it is done */
 	struct ctl_service *svcs;
 	size_t n_svcs;
 	bool force;
@@ -141,9 +161,26 @@ void ctl_feedback_tick(struct controller *c);
 /* Returns false when HAProxy did not answer. */
 bool ctl_check_ident(struct controller *c);
 
+/* Installs a new configuration (after its reload, if it needed one). */
+void ctl_config_swap(struct controller *c, struct vx_config *next);
+
+/* ctl_job.c */
+int ctl_jobs_init(struct controller *c, struct vxerr *err);
+/* False when a job runs already (or the controller stops); next is then still the caller's. */
+bool ctl_job_start(struct controller *c, enum ctl_job_kind kind, struct vx_config *next);
+bool ctl_job_busy(const struct controller *c);
+void ctl_jobs_stop(struct controller *c);
+void ctl_jobs_free(struct controller *c);
+
 /* ctl_managed.c */
 int ctl_managed_start(struct controller *c, struct vxerr *err);
-int ctl_managed_reload(struct controller *c, const struct vx_config *next, struct vxerr *err);
+/* The steps of a job: prepare and apply run on the worker thread (they touch only the job,
+ * c->proc and files, and read the configuration), install and done on the loop. */
+int ctl_managed_prepare(struct controller *c, struct ctl_job *j);
+int ctl_managed_install(struct controller *c, struct ctl_job *j);
+int ctl_managed_apply(struct controller *c, struct ctl_job *j);
+void ctl_managed_done(struct controller *c, struct ctl_job *j);
+void ctl_managed_discard(struct controller *c, struct ctl_job *j);
 bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_config *b);
 /* Every second: HAProxy's process gone (a crash, a kill) -> start it again; the reconcile
  * that follows puts every server back. */

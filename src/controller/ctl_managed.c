@@ -20,6 +20,7 @@
 #define PROC_TIMEOUT_US (15 * USEC_PER_SEC)
 #define ADOPT_TIMEOUT_US (2 * USEC_PER_SEC)
 #define RESTART_BACKOFF_MAX_US (30 * USEC_PER_SEC)
+#define RT_TIMEOUT_US (2 * USEC_PER_SEC)
 
 static char *state_path(const struct controller *c, const char *name)
 {
@@ -40,7 +41,7 @@ static void pools_release(struct pools *p)
 	memset(p, 0, sizeof(*p));
 }
 
-static int pools_read(struct controller *c, const struct vx_config *cfg, struct pools *out, struct vxerr *err)
+static int pools_read(struct hap_rt *rt, const struct vx_config *cfg, struct pools *out, struct vxerr *err)
 {
 	struct hap_cmd cmds[2];
 	struct hap_reply replies[2] = { { 0 } };
@@ -49,7 +50,7 @@ static int pools_read(struct controller *c, const struct vx_config *cfg, struct 
 	int r = -1;
 	hap_cmd_show_servers_state(&cmds[0], NULL, NULL);
 	hap_cmd_show_stat(&cmds[1], NULL, NULL);
-	if (ctl_rt_ensure(c, err) != 0 || hap_rt_batch(c->rt, cmds, 2, replies, err) != 0 ||
+	if (hap_rt_batch(rt, cmds, 2, replies, err) != 0 ||
 	    hap_parse_servers_state(replies[0].text, replies[0].len, &st, err) != 0 ||
 	    hap_parse_stat(replies[1].text, replies[1].len, &stats, err) != 0)
 		goto out;
@@ -129,36 +130,51 @@ bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_
 	return same;
 }
 
-/* Renders cfg with the given pools, validates it, and puts it in place. */
-static int install_config(struct controller *c, const struct vx_config *cfg, const struct pools *p,
-			  struct vxerr *err)
+/* The servers to carry over: a refresh and a reload read them from the running HAProxy, on a
+ * connection of their own (this runs on the worker thread); a start has none to carry. */
+static int carried_pools(struct controller *c, const struct ctl_job *j, struct pools *p, struct vxerr *err)
 {
-	char *cfg_path = state_path(c, "haproxy.cfg"), *state_file = state_path(c, "haproxy.state");
-	char *candidate = state_path(c, "haproxy.cfg.new"), *skel_path = state_path(c, "haproxy.skeleton");
-	char *skel = NULL;
-	struct buf text = BUF_INIT(RENDER_MAX);
+	if (j->kind == CTL_JOB_RESTART)
+		return 0;
+	struct hap_rt_opts o = { .timeout_us = RT_TIMEOUT_US };
+	struct hap_rt *rt = hap_rt_open(c->runtime_socket, &o, err);
+	int r = rt ? pools_read(rt, j->cfg, p, err) : -1;
+	hap_rt_close(rt);
+	if (r != 0)
+		vxerr_prefix(err, "reading the servers to carry over: ");
+	return r;
+}
+
+int ctl_managed_prepare(struct controller *c, struct ctl_job *j)
+{
+	struct pools p = { 0 };
+	struct buf text;
+	char *state_file = state_path(c, "haproxy.state");
 	int r = -1;
-	if (render(cfg, state_file, p, &text, err) != 0 || fs_write_atomic(candidate, text.data, text.len, err) != 0)
+	j->candidate = state_path(c, "haproxy.cfg.new");
+	buf_init(&text, RENDER_MAX);
+	if (carried_pools(c, j, &p, &j->err) != 0 || render(j->cfg, state_file, &p, &text, &j->err) != 0 ||
+	    fs_write_atomic(j->candidate, text.data, text.len, &j->err) != 0)
 		goto out;
-	if (hap_config_check(cfg->haproxy.binary, candidate, PROC_TIMEOUT_US, NULL, err) != 0) {
-		vxerr_prefix(err, "rendered configuration %s rejected by haproxy -c: ", candidate);
-		goto out;
-	}
-	if (rename(candidate, cfg_path) != 0) {
-		vxerr_set(err, "cannot install %s: %s", cfg_path, strerror(errno));
-		goto out;
-	}
-	skel = skeleton(cfg);
-	if (!skel || fs_write_atomic(skel_path, skel, strlen(skel), err) != 0)
-		goto out;
-	r = 0;
+	j->skeleton = skeleton(j->cfg);
+	r = j->skeleton ? 0 : vxerr_set(&j->err, "cannot render the configuration without servers");
 out:
-	free(skel);
-	free(skel_path);
+	pools_release(&p);
 	buf_release(&text);
-	free(cfg_path);
 	free(state_file);
-	free(candidate);
+	return r;
+}
+
+int ctl_managed_install(struct controller *c, struct ctl_job *j)
+{
+	char *cfg_path = state_path(c, "haproxy.cfg"), *skel_path = state_path(c, "haproxy.skeleton");
+	int r = -1;
+	if (rename(j->candidate, cfg_path) != 0)
+		vxerr_set(&j->err, "cannot install %s: %s", cfg_path, strerror(errno));
+	else
+		r = fs_write_atomic(skel_path, j->skeleton, strlen(j->skeleton), &j->err);
+	free(cfg_path);
+	free(skel_path);
 	return r;
 }
 
@@ -174,10 +190,54 @@ static void proc_opts(struct controller *c, struct hap_proc_opts *o, char **path
 	};
 }
 
+int ctl_managed_apply(struct controller *c, struct ctl_job *j)
+{
+	if (j->kind == CTL_JOB_RELOAD)
+		return hap_proc_reload(&c->proc, &j->err);
+	if (j->kind != CTL_JOB_RESTART)
+		return 0;
+	struct hap_proc_opts o;
+	char *paths[3] = { 0 };
+	proc_opts(c, &o, paths);
+	int r = hap_proc_start(&c->proc, &o, &j->err);
+	for (int i = 0; i < 3; i++)
+		free(paths[i]);
+	return r;
+}
+
+static void job_release(struct ctl_job *j)
+{
+	free(j->candidate);
+	free(j->skeleton);
+	j->candidate = j->skeleton = NULL;
+}
+
+/* The steps of a job one after the other, before the loop runs (start, adoption). */
+static int run_now(struct controller *c, struct ctl_job *j)
+{
+	int r = ctl_managed_prepare(c, j);
+	if (r == 0 && (r = hap_config_check(c->cfg->haproxy.binary, j->candidate, PROC_TIMEOUT_US, NULL, &j->err)) != 0)
+		vxerr_prefix(&j->err, "rendered configuration %s rejected by haproxy -c: ", j->candidate);
+	if (r == 0)
+		r = ctl_managed_install(c, j);
+	if (r == 0)
+		r = ctl_managed_apply(c, j);
+	return r;
+}
+
+static void reloaded(struct controller *c, const struct vx_config *cfg)
+{
+	metric_add(c->m.reloads_total, 1, NULL);
+	log_info("HAProxy reloaded", "worker_pid=%lld services=%zu", (long long)c->proc.worker_pid, cfg->n_services);
+	ctl_rt_drop(c);
+	ctl_mark_all_dirty(c);
+}
+
 int ctl_managed_start(struct controller *c, struct vxerr *err)
 {
 	struct hap_proc_opts o;
 	char *paths[3] = { 0 };
+	struct ctl_job j = { .kind = CTL_JOB_RESTART, .cfg = c->cfg };
 	int r = -1;
 	if (fs_mkdir_p(c->cfg->haproxy.state_dir, err) != 0)
 		return -1;
@@ -193,38 +253,26 @@ int ctl_managed_start(struct controller *c, struct vxerr *err)
 		c->managed_running = true;
 		/* It may run an older rendering: bring it to this configuration, keeping its servers.
 		 * When the structure is the same, no reload: a reload closes idle client connections. */
-		r = skeleton_matches(c) ? 0 : ctl_managed_reload(c, c->cfg, err);
+		if (skeleton_matches(c)) {
+			r = 0;
+			goto out;
+		}
+		j.kind = CTL_JOB_RELOAD;
+		if ((r = run_now(c, &j)) == 0)
+			reloaded(c, c->cfg);
 		goto out;
 	}
-	if (install_config(c, c->cfg, NULL, err) != 0 || hap_proc_start(&c->proc, &o, err) != 0)
+	if ((r = run_now(c, &j)) != 0)
 		goto out;
 	c->managed_running = true;
 	log_info("HAProxy started", "master_pid=%d worker_pid=%lld config=%s", (int)c->proc.master_pid,
 		 (long long)c->proc.worker_pid, log_q(paths[0]));
-	r = 0;
 out:
+	if (r != 0)
+		*err = j.err;
+	job_release(&j);
 	for (int i = 0; i < 3; i++)
 		free(paths[i]);
-	return r;
-}
-
-int ctl_managed_reload(struct controller *c, const struct vx_config *next, struct vxerr *err)
-{
-	struct pools p = { 0 };
-	int r = -1;
-	if (pools_read(c, next, &p, err) != 0) {
-		vxerr_prefix(err, "reading the servers to carry over: ");
-		goto out;
-	}
-	if (install_config(c, next, &p, err) != 0 || hap_proc_reload(&c->proc, err) != 0)
-		goto out;
-	metric_add(c->m.reloads_total, 1, NULL);
-	log_info("HAProxy reloaded", "worker_pid=%lld services=%zu", (long long)c->proc.worker_pid, next->n_services);
-	ctl_rt_drop(c);
-	ctl_mark_all_dirty(c);
-	r = 0;
-out:
-	pools_release(&p);
 	return r;
 }
 
@@ -233,14 +281,10 @@ void ctl_managed_refresh_config(struct controller *c)
 	int64_t now = time_mono_us();
 	if (!c->managed_running || !c->membership_changed || now - c->config_written_us < CTL_CONFIG_REFRESH_US)
 		return;
-	struct pools p = { 0 };
-	struct vxerr err;
+	if (!ctl_job_start(c, CTL_JOB_REFRESH, NULL))
+		return; /* a job runs: the next tick */
 	c->config_written_us = now;
-	if (pools_read(c, c->cfg, &p, &err) != 0 || install_config(c, c->cfg, &p, &err) != 0)
-		log_warn("cannot refresh haproxy.cfg with the current servers", "error=%s", log_q(err.msg));
-	else
-		c->membership_changed = false;
-	pools_release(&p);
+	c->membership_changed = false;
 }
 
 /* An adopted master is not our child: when it dies, its zombie may linger under a parent that
@@ -264,22 +308,9 @@ static bool haproxy_exited(struct controller *c)
 	return !hap_proc_running(&c->proc) || is_zombie(c->proc.master_pid);
 }
 
-static int restart(struct controller *c, struct vxerr *err)
-{
-	struct hap_proc_opts o;
-	char *paths[3] = { 0 };
-	proc_opts(c, &o, paths);
-	/* The dead process took its servers along: start from the bare rendering, the reconcile
-	 * adds them back through the Runtime API. */
-	int r = install_config(c, c->cfg, NULL, err) == 0 && hap_proc_start(&c->proc, &o, err) == 0 ? 0 : -1;
-	for (int i = 0; i < 3; i++)
-		free(paths[i]);
-	return r;
-}
-
 void ctl_managed_supervise(struct controller *c)
 {
-	if (c->stopping || time_mono_us() < c->hap_restart_at_us)
+	if (c->stopping || ctl_job_busy(c) || time_mono_us() < c->hap_restart_at_us)
 		return;
 	if (c->managed_running) {
 		if (!haproxy_exited(c))
@@ -289,13 +320,19 @@ void ctl_managed_supervise(struct controller *c)
 		c->managed_running = false;
 	}
 	ctl_rt_drop(c);
-	struct vxerr err;
-	if (restart(c, &err) != 0) {
+	/* The dead process took its servers along: start from the bare rendering, the reconcile
+	 * adds them back through the Runtime API. */
+	ctl_job_start(c, CTL_JOB_RESTART, NULL);
+}
+
+static void restart_done(struct controller *c, const struct ctl_job *j)
+{
+	if (j->rc != 0) {
 		int64_t wait = (int64_t)USEC_PER_SEC << (c->hap_restart_failures < 5 ? c->hap_restart_failures : 5);
 		c->hap_restart_failures++;
 		c->hap_restart_at_us = time_mono_us() + (wait < RESTART_BACKOFF_MAX_US ? wait : RESTART_BACKOFF_MAX_US);
 		log_error("cannot start HAProxy, will retry", "attempt=%d error=%s", c->hap_restart_failures,
-			  log_q(err.msg));
+			  log_q(j->err.msg));
 		return;
 	}
 	c->managed_running = true;
@@ -305,6 +342,45 @@ void ctl_managed_supervise(struct controller *c)
 		 (long long)c->proc.worker_pid);
 	ctl_mark_all_dirty(c);
 	ctl_schedule_reconcile(c);
+}
+
+static void reload_done(struct controller *c, struct ctl_job *j)
+{
+	if (j->rc != 0) {
+		log_error("HAProxy reload failed, keeping the running configuration", "error=%s", log_q(j->err.msg));
+		cfg_free(j->next);
+	} else {
+		reloaded(c, j->next);
+		ctl_config_swap(c, j->next);
+	}
+	j->next = NULL;
+}
+
+void ctl_managed_done(struct controller *c, struct ctl_job *j)
+{
+	if (j->kind == CTL_JOB_REFRESH && j->rc != 0) {
+		log_warn("cannot refresh haproxy.cfg with the current servers", "error=%s", log_q(j->err.msg));
+		c->membership_changed = true; /* tried again at the next tick after the interval */
+	} else if (j->kind == CTL_JOB_RELOAD) {
+		reload_done(c, j);
+	} else if (j->kind == CTL_JOB_RESTART) {
+		restart_done(c, j);
+	}
+	job_release(j);
+	if (c->reload_pending && !c->stopping) {
+		c->reload_pending = false;
+		ctl_reload_config(c);
+	}
+}
+
+void ctl_managed_discard(struct controller *c, struct ctl_job *j)
+{
+	(void)c;
+	if (j->candidate)
+		unlink(j->candidate);
+	cfg_free(j->next);
+	j->next = NULL;
+	job_release(j);
 }
 
 void ctl_managed_stop(struct controller *c)

@@ -327,6 +327,12 @@ int hap_render(const struct vx_config *cfg, const struct hap_render_opts *opts, 
  * NULL) receives everything HAProxy printed. binary NULL: "haproxy". */
 int hap_config_check(const char *binary, const char *cfg_path, int64_t timeout_us, struct buf *output,
 		     struct vxerr *err);
+/* The same in two halves, for a caller that must not wait (an event loop): start the check with
+ * its output going to out_path (returns the pid, -1 with err set), then, from its wait status,
+ * the verdict (0, or err quoting the [ALERT] lines; output as above). */
+pid_t hap_config_check_spawn(const char *binary, const char *cfg_path, const char *out_path, struct vxerr *err);
+int hap_config_check_verdict(int status, const char *cfg_path, const char *out_path, struct buf *output,
+			     struct vxerr *err);
 
 struct hap_proc_opts {
 	const char *binary;         /* NULL: "haproxy" from PATH */

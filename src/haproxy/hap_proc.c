@@ -87,20 +87,31 @@ static char *temp_path(const char *tag)
 	return p;
 }
 
-static int run_check(const char *binary, const char *cfg_path, const char *out_path, int64_t timeout_us,
-		     int *status, struct vxerr *err)
+pid_t hap_config_check_spawn(const char *binary, const char *cfg_path, const char *out_path, struct vxerr *err)
 {
 	const char *argv[] = { binary ? binary : "haproxy", "-c", "-f", cfg_path, NULL };
 	struct proc_opts o = { .stdout_path = out_path, .stderr_path = out_path, .new_pgrp = true };
-	pid_t pid = proc_spawn((char *const *)(uintptr_t)argv, &o, err);
-	if (pid < 0)
-		return -1;
-	if (proc_wait(pid, (int)(timeout_us / 1000), status) != 0) {
-		proc_stop(pid, 100);
-		return vxerr_set(err, "haproxy -c -f %s: no result within %lld ms", cfg_path,
-				 (long long)(timeout_us / 1000));
+	return proc_spawn((char *const *)(uintptr_t)argv, &o, err);
+}
+
+int hap_config_check_verdict(int status, const char *cfg_path, const char *out_path, struct buf *output,
+			     struct vxerr *err)
+{
+	struct buf text = BUF_INIT(LOG_READ_MAX);
+	int rc = -1;
+	read_from(out_path, 0, &text);
+	if (output)
+		buf_append(output, text.data ? text.data : "", text.len);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		rc = 0;
+	} else {
+		char alerts[VXERR_MAX - 64];
+		collect_alerts(text.data ? text.data : "", text.len, alerts, sizeof(alerts));
+		vxerr_set(err, "haproxy rejects %s: %s", cfg_path,
+			  alerts[0] ? alerts : "(no [ALERT] line; see its output)");
 	}
-	return 0;
+	buf_release(&text);
+	return rc;
 }
 
 int hap_config_check(const char *binary, const char *cfg_path, int64_t timeout_us, struct buf *output,
@@ -109,24 +120,20 @@ int hap_config_check(const char *binary, const char *cfg_path, int64_t timeout_u
 	char *out_path = temp_path("hapcheck");
 	if (!out_path)
 		return vxerr_set(err, "haproxy -c: cannot create a temporary file: %s", strerror(errno));
-	struct buf text = BUF_INIT(LOG_READ_MAX);
 	int status = 0, rc = -1;
-	if (run_check(binary, cfg_path, out_path, timeout_us > 0 ? timeout_us : DEFAULT_TIMEOUT_US, &status, err) != 0)
+	int64_t wait_us = timeout_us > 0 ? timeout_us : DEFAULT_TIMEOUT_US;
+	pid_t pid = hap_config_check_spawn(binary, cfg_path, out_path, err);
+	if (pid < 0)
 		goto out;
-	read_from(out_path, 0, &text);
-	if (output)
-		buf_append(output, text.data ? text.data : "", text.len);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		rc = 0;
+	if (proc_wait(pid, (int)(wait_us / 1000), &status) != 0) {
+		proc_stop(pid, 100);
+		vxerr_set(err, "haproxy -c -f %s: no result within %lld ms", cfg_path, (long long)(wait_us / 1000));
 		goto out;
 	}
-	char alerts[VXERR_MAX - 64];
-	collect_alerts(text.data ? text.data : "", text.len, alerts, sizeof(alerts));
-	vxerr_set(err, "haproxy rejects %s: %s", cfg_path, alerts[0] ? alerts : "(no [ALERT] line; see its output)");
+	rc = hap_config_check_verdict(status, cfg_path, out_path, output, err);
 out:
 	unlink(out_path);
 	free(out_path);
-	buf_release(&text);
 	return rc;
 }
 
