@@ -73,10 +73,21 @@ void ctl_mark_dirty(struct controller *c, const char *service, int64_t since_us)
 		s->dirty_since_us = since_us;
 }
 
+/* Every caller (first snapshot, full resync, reload, restart, new HAProxy identity, forced
+ * sync) also wants HAProxy read afresh, not trusted from the cache. */
 void ctl_mark_all_dirty(struct controller *c)
 {
-	for (size_t i = 0; i < c->n_svcs; i++)
+	for (size_t i = 0; i < c->n_svcs; i++) {
 		c->svcs[i].dirty = true;
+		c->svcs[i].cache_valid = false;
+	}
+}
+
+static void service_release(struct ctl_service *s)
+{
+	free(s->mem);
+	free(s->cache);
+	ctl_stats_release(s);
 }
 
 /* An isolated change is applied at once; under a burst, rounds start at most once per
@@ -150,6 +161,7 @@ static void build_services(struct controller *c)
 		if (old) {
 			next[i] = *old;
 			old->mem = NULL;
+			old->cache = NULL;
 			old->stats = NULL;
 		} else {
 			snprintf(next[i].name, sizeof(next[i].name), "%s", cs->name);
@@ -158,10 +170,8 @@ static void build_services(struct controller *c)
 		next[i].cfg = cs;
 		next[i].dirty = true;
 	}
-	for (size_t i = 0; i < c->n_svcs; i++) {
-		free(c->svcs[i].mem);
-		ctl_stats_release(&c->svcs[i]);
-	}
+	for (size_t i = 0; i < c->n_svcs; i++)
+		service_release(&c->svcs[i]);
 	free(c->svcs);
 	c->svcs = next;
 	c->n_svcs = c->cfg->n_services;
@@ -310,10 +320,8 @@ void ctl_free(struct controller *c)
 		ctl_managed_stop(c);
 	ctl_jobs_free(c); /* after the stop: HAProxy started by the worker dies with its thread (tests, up) */
 	ctl_owned_free(c->owned);
-	for (size_t i = 0; i < c->n_svcs; i++) {
-		free(c->svcs[i].mem);
-		ctl_stats_release(&c->svcs[i]);
-	}
+	for (size_t i = 0; i < c->n_svcs; i++)
+		service_release(&c->svcs[i]);
 	free(c->svcs);
 	free(c->runtime_socket);
 	free(c->cfg_path);

@@ -87,7 +87,8 @@ void ctl_feedback_tick(struct controller *c)
 		}
 		if (hap_parse_stat(reply.text, reply.len, &stats, NULL) == 0) {
 			sample_service(s, &stats);
-			ctl_stats_store(s, &stats, time_mono_us()); /* fresh figures for the reconcile */
+			ctl_stats_store(s, &stats, time_mono_us());
+			ctl_cache_take_stats(s); /* fresh sessions and check verdicts for the reconcile */
 		}
 		hap_stats_release(&stats);
 		hap_replies_release(&reply, 1);

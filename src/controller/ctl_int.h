@@ -19,12 +19,6 @@
 #define CTL_FOLLOWUP_US (200 * 1000) /* drains in progress and retried deletes are looked at again */
 #define CTL_BATCH_MAX 512            /* commands per pipelined write */
 #define CTL_CONFIG_REFRESH_US (1000 * 1000)
-/* `show stat` is the costliest read (about 5 us per server on 2.6.12, three times `show servers
- * state`): a reconcile reads it only when it needs sessions or check results (servers on their
- * way out), when a server is missing from the last read, after an operation that changes what
- * it reports, and otherwise at least this often. */
-#define CTL_STATS_MAX_AGE_US (1000 * 1000)
-
 /* What the controller remembers about one server between reconciles. */
 struct ctl_srv_mem {
 	char name[CTL_NAME_MAX];
@@ -56,6 +50,15 @@ struct ctl_service {
 	bool panic;
 	int64_t be_id;                 /* HAProxy's id for the backend, -1 unknown */
 	bool unreadable;               /* the last `show servers state` of it failed (no such backend) */
+	/* HAProxy's servers as last read, with every operation since applied: what a round diffs
+	 * against, so that a registry change costs round trips for the changed servers only. Read
+	 * afresh (`show servers state` + `show stat`) when it may be wrong: at start, after a
+	 * reload, restart, refused command or lost connection, at every full resync, and while the
+	 * panic threshold holds. */
+	struct ctl_have *cache;        /* sorted by name */
+	size_t n_cache, cap_cache;
+	bool cache_valid;
+	int64_t next_id;               /* the server id the next added server gets (0: not known) */
 };
 
 struct ctl_owned; /* attach mode: servers this controller added */
@@ -155,6 +158,8 @@ double ctl_registry_staleness_s(const struct controller *c);
 
 /* ctl_reconcile.c */
 void ctl_reconcile_dirty(struct controller *c);
+/* Copies sessions, maxconn and check verdicts from the service's last `show stat` into its cache. */
+void ctl_cache_take_stats(struct ctl_service *s);
 int ctl_rt_ensure(struct controller *c, struct vxerr *err);
 void ctl_rt_drop(struct controller *c);
 void ctl_feedback_tick(struct controller *c);

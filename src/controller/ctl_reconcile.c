@@ -1,9 +1,11 @@
-/* The controller's data-plane side: read what HAProxy has, diff it against what the registry
- * wants, and send the operations pipelined on one Runtime API connection (DESIGN principles 1,
- * 5, 6). One round serves every dirty service at once in pipelined round trips:
- * `show servers state` per backend; `show stat` per backend only where fresh figures are needed
- * (CTL_STATS_MAX_AGE_US); then the operations, sent in chunks of CTL_BATCH_MAX commands as they
- * are planned, so that a cold start with thousands of servers never holds them all. */
+/* The controller's data-plane side: diff what the registry wants against what HAProxy has, and
+ * send the operations pipelined on one Runtime API connection (DESIGN principles 1, 5, 6). One
+ * round serves every dirty service at once in pipelined round trips. What HAProxy has comes from
+ * each service's cache (ctl_int.h): a full read (`show servers state` + `show stat` of the
+ * backend) only where the cache may be wrong, else one `show stat` row per server on its way out
+ * (its sessions decide); so a change costs round trips for the changed servers, not the pool.
+ * Operations go in chunks of CTL_BATCH_MAX commands as they are planned (a cold start with
+ * thousands of servers never holds them all), and their replies update the cache. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,22 +20,21 @@
 /* One service being reconciled in this round. */
 struct round_svc {
 	struct ctl_service *s;
+	bool full; /* the cache may be wrong: read the whole backend */
 	struct hap_servers_state state;
 	bool state_ok;
-	bool need_stats; /* sessions or check results matter, or the cached figures are old */
-	struct ctl_have *have;
-	size_t n_have;
 	struct ctl_want *want; /* sorted by name */
 	size_t n_want;
 	bool pending; /* something is still on its way out: look again soon */
+	bool again;   /* a drain went out: its sessions are worth a look at once, not in 200 ms */
 };
 
 /* What each command of the operations batch was for. */
 struct cmd_origin {
 	struct round_svc *rs;
-	enum ctl_op_kind op;
-	char server[CTL_NAME_MAX];
-	bool last; /* the op's final command: its reply decides the op's fate */
+	struct ctl_op op; /* what the command is part of: the cache takes it when it went through */
+	int64_t id;       /* an add's server id */
+	bool last;        /* the op's final command: its reply decides the op's fate */
 };
 
 struct batch {
@@ -59,8 +60,8 @@ void ctl_rt_drop(struct controller *c)
 
 /* ---- batches ---- */
 
-static void batch_push(struct batch *b, const struct hap_cmd *cmd, struct round_svc *rs, enum ctl_op_kind op,
-		       const char *server, bool last)
+static void batch_push(struct batch *b, const struct hap_cmd *cmd, struct round_svc *rs, const struct ctl_op *op,
+		       bool last)
 {
 	if (b->n + 1 > b->cap) {
 		size_t cap = b->cap;
@@ -70,8 +71,11 @@ static void batch_push(struct batch *b, const struct hap_cmd *cmd, struct round_
 	b->cmds[b->n] = *cmd;
 	struct cmd_origin *o = &b->origin[b->n++];
 	o->rs = rs;
-	o->op = op;
-	snprintf(o->server, sizeof(o->server), "%s", server);
+	if (op)
+		o->op = *op;
+	else
+		memset(&o->op, 0, sizeof(o->op));
+	o->id = 0;
 	o->last = last;
 }
 
@@ -93,6 +97,141 @@ static int batch_send(struct controller *c, struct batch *b, struct hap_reply *r
 	return 0;
 }
 
+/* ---- the cache ---- */
+
+static int have_by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ctl_have *)a)->name, ((const struct ctl_have *)b)->name);
+}
+
+static size_t cache_lower_bound(const struct ctl_service *s, const char *name)
+{
+	size_t lo = 0, hi = s->n_cache;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(s->cache[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct ctl_have *cache_find(struct ctl_service *s, const char *name)
+{
+	size_t i = cache_lower_bound(s, name);
+	return i < s->n_cache && strcmp(s->cache[i].name, name) == 0 ? &s->cache[i] : NULL;
+}
+
+static bool cache_present(const void *ud, const char *server)
+{
+	return cache_find((struct ctl_service *)(uintptr_t)ud, server) != NULL;
+}
+
+static void cache_insert(struct ctl_service *s, const struct ctl_have *h)
+{
+	size_t i = cache_lower_bound(s, h->name);
+	if (i < s->n_cache && strcmp(s->cache[i].name, h->name) == 0) {
+		s->cache[i] = *h;
+		return;
+	}
+	s->cache = xgrow(s->cache, sizeof(*s->cache), &s->cap_cache, s->n_cache + 1);
+	memmove(&s->cache[i + 1], &s->cache[i], (s->n_cache - i) * sizeof(*s->cache));
+	s->cache[i] = *h;
+	s->n_cache++;
+}
+
+static void cache_remove(struct ctl_service *s, const char *name)
+{
+	struct ctl_have *h = cache_find(s, name);
+	if (!h)
+		return;
+	size_t i = (size_t)(h - s->cache);
+	memmove(&s->cache[i], &s->cache[i + 1], (s->n_cache - i - 1) * sizeof(*s->cache));
+	s->n_cache--;
+}
+
+static void take_stat(struct ctl_have *h, const struct ctl_stat *st)
+{
+	h->sessions = st->sessions;
+	h->maxconn = st->maxconn;
+	h->check_down = st->check_down;
+}
+
+void ctl_cache_take_stats(struct ctl_service *s)
+{
+	for (size_t i = 0; i < s->n_cache; i++) {
+		const struct ctl_stat *st = ctl_stats_lookup(s->stats, s->n_stats, s->cache[i].name);
+		if (st)
+			take_stat(&s->cache[i], st);
+	}
+}
+
+static bool owned(const struct controller *c, const struct ctl_service *s, const char *server)
+{
+	return c->cfg->haproxy.mode == HAP_MODE_MANAGED || ctl_owned_has(c->owned, s->name, server);
+}
+
+/* The cache from a full read; attach mode forgets owned servers that are gone. */
+static void cache_rebuild(struct controller *c, struct round_svc *rs)
+{
+	struct ctl_service *s = rs->s;
+	int64_t max_id = 0;
+	s->n_cache = 0;
+	s->cache = xgrow(s->cache, sizeof(*s->cache), &s->cap_cache, rs->state.n ? rs->state.n : 1);
+	for (size_t i = 0; i < rs->state.n; i++) {
+		const struct hap_srv_state *row = &rs->state.rows[i];
+		struct ctl_have *h = &s->cache[s->n_cache];
+		memset(h, 0, sizeof(*h));
+		if (snprintf(h->name, sizeof(h->name), "%s", row->name) >= (int)sizeof(h->name))
+			continue;
+		snprintf(h->addr, sizeof(h->addr), "%s", row->addr);
+		h->port = row->port > 0 && row->port <= 65535 ? (uint16_t)row->port : 0;
+		h->admin = (enum ctl_admin)hap_admin_from_bits(row->admin_state);
+		h->weight = (int)row->uweight;
+		h->owned = owned(c, s, row->name);
+		h->id = row->srv_id;
+		max_id = row->srv_id > max_id ? row->srv_id : max_id;
+		s->n_cache++;
+	}
+	qsort(s->cache, s->n_cache, sizeof(*s->cache), have_by_name);
+	ctl_cache_take_stats(s);
+	/* Ids of servers Veltrix adds climb above every id in use; HAProxy fills gaps below. */
+	if (s->next_id <= max_id)
+		s->next_id = max_id + 1;
+	s->cache_valid = true;
+	ctl_owned_prune(c->owned, s->name, cache_present, s);
+}
+
+/* What the operation did to HAProxy, now that it went through. */
+static void cache_apply(struct ctl_service *s, const struct ctl_op *op, int64_t id)
+{
+	struct ctl_have *h = cache_find(s, op->name);
+	if (op->kind == CTL_OP_ADD) {
+		struct ctl_have n = { .port = op->port, .admin = CTL_ADMIN_READY, .weight = op->weight,
+				      .maxconn = op->maxconn, .owned = true, .id = id };
+		memcpy(n.name, op->name, sizeof(n.name));
+		memcpy(n.addr, op->addr, sizeof(n.addr));
+		cache_insert(s, &n);
+		return;
+	}
+	if (op->kind == CTL_OP_DEL) {
+		cache_remove(s, op->name);
+		return;
+	}
+	if (!h)
+		return;
+	switch (op->kind) {
+	case CTL_OP_SET_ADDR: memcpy(h->addr, op->addr, sizeof(h->addr)); h->port = op->port; break;
+	case CTL_OP_SET_WEIGHT: h->weight = op->weight; break;
+	case CTL_OP_SET_MAXCONN: h->maxconn = op->maxconn; break;
+	case CTL_OP_READY: h->admin = CTL_ADMIN_READY; break;
+	case CTL_OP_DRAIN: h->admin = CTL_ADMIN_DRAIN; break;
+	case CTL_OP_MAINT: h->admin = CTL_ADMIN_MAINT; break;
+	default: break;
+	}
+}
+
 /* ---- reading HAProxy ---- */
 
 static int read_states(struct controller *c, struct round_svc *rs, size_t n, struct vxerr *err)
@@ -100,26 +239,30 @@ static int read_states(struct controller *c, struct round_svc *rs, size_t n, str
 	struct batch b = { 0 };
 	for (size_t i = 0; i < n; i++) {
 		struct hap_cmd cmd;
+		if (!rs[i].full || rs[i].s->cache_valid)
+			continue;
 		if (hap_cmd_show_servers_state(&cmd, rs[i].s->name, err) != 0)
 			goto fail;
-		batch_push(&b, &cmd, &rs[i], CTL_OP_ADD, "", true);
+		batch_push(&b, &cmd, &rs[i], NULL, true);
 	}
-	struct hap_reply *replies = xcalloc(n ? n : 1, sizeof(*replies));
+	struct hap_reply *replies = xcalloc(b.n ? b.n : 1, sizeof(*replies));
 	int r = batch_send(c, &b, replies, err);
-	for (size_t i = 0; r == 0 && i < n; i++) {
+	for (size_t i = 0; r == 0 && i < b.n; i++) {
 		struct vxerr perr;
-		struct ctl_service *s = rs[i].s;
-		rs[i].state_ok = hap_parse_servers_state(replies[i].text, replies[i].len, &rs[i].state, &perr) == 0;
-		if (!rs[i].state_ok && !s->unreadable) /* once, not every round */
+		struct round_svc *x = b.origin[i].rs;
+		struct ctl_service *s = x->s;
+		hap_servers_state_release(&x->state);
+		x->state_ok = hap_parse_servers_state(replies[i].text, replies[i].len, &x->state, &perr) == 0;
+		if (!x->state_ok && !s->unreadable) /* once, not every round */
 			log_warn("cannot read the backend, skipping the service", "service=%s error=%s", s->name,
 				 log_q(perr.msg));
-		if (rs[i].state_ok && s->unreadable)
+		if (x->state_ok && s->unreadable)
 			log_info("backend readable again", "service=%s", s->name);
-		s->unreadable = !rs[i].state_ok;
-		if (rs[i].state_ok && rs[i].state.n > 0)
-			s->be_id = rs[i].state.rows[0].be_id;
+		s->unreadable = !x->state_ok;
+		if (x->state_ok && x->state.n > 0)
+			s->be_id = x->state.rows[0].be_id;
 	}
-	hap_replies_release(replies, n);
+	hap_replies_release(replies, b.n);
 	free(replies);
 	batch_release(&b);
 	return r;
@@ -133,10 +276,10 @@ static int read_stats(struct controller *c, struct round_svc *rs, size_t n, stru
 	struct batch b = { 0 };
 	for (size_t i = 0; i < n; i++) {
 		struct hap_cmd cmd;
-		if (!rs[i].need_stats || !rs[i].state_ok || rs[i].state.n == 0 || rs[i].s->be_id < 0)
+		if (!rs[i].full || rs[i].s->cache_valid || !rs[i].state_ok || rs[i].state.n == 0 || rs[i].s->be_id < 0)
 			continue;
 		hap_cmd_show_stat_id(&cmd, rs[i].s->be_id, NULL);
-		batch_push(&b, &cmd, &rs[i], CTL_OP_ADD, "", true);
+		batch_push(&b, &cmd, &rs[i], NULL, true);
 	}
 	struct hap_reply *replies = xcalloc(b.n ? b.n : 1, sizeof(*replies));
 	int r = batch_send(c, &b, replies, err);
@@ -146,7 +289,7 @@ static int read_stats(struct controller *c, struct round_svc *rs, size_t n, stru
 		if (hap_parse_stat(replies[i].text, replies[i].len, &stats, NULL) == 0)
 			ctl_stats_store(b.origin[i].rs->s, &stats, now);
 		else
-			ctl_stats_release(b.origin[i].rs->s); /* build_have then sees no figures */
+			ctl_stats_release(b.origin[i].rs->s); /* the cache then has no figures */
 		hap_stats_release(&stats);
 	}
 	hap_replies_release(replies, b.n);
@@ -164,53 +307,6 @@ static int adjust_weight(void *ud, const char *server, int base)
 	return m ? ctl_feedback_weight(&m->fb, base) : base;
 }
 
-static bool owned(const struct controller *c, const struct ctl_service *s, const char *server)
-{
-	return c->cfg->haproxy.mode == HAP_MODE_MANAGED || ctl_owned_has(c->owned, s->name, server);
-}
-
-static int have_by_name(const void *a, const void *b)
-{
-	return strcmp(((const struct ctl_have *)a)->name, ((const struct ctl_have *)b)->name);
-}
-
-static bool have_present(const void *ud, const char *server)
-{
-	const struct round_svc *rs = ud;
-	struct ctl_have key;
-	if (rs->n_have == 0 || snprintf(key.name, sizeof(key.name), "%s", server) >= (int)sizeof(key.name))
-		return false;
-	return bsearch(&key, rs->have, rs->n_have, sizeof(*rs->have), have_by_name) != NULL;
-}
-
-/* What HAProxy has, sorted by name; attach mode forgets owned servers that are gone. */
-static void build_have(struct controller *c, struct round_svc *rs)
-{
-	rs->have = xcalloc(rs->state.n ? rs->state.n : 1, sizeof(*rs->have));
-	for (size_t i = 0; i < rs->state.n; i++) {
-		const struct hap_srv_state *row = &rs->state.rows[i];
-		struct ctl_have *h = &rs->have[rs->n_have];
-		if (snprintf(h->name, sizeof(h->name), "%s", row->name) >= (int)sizeof(h->name))
-			continue;
-		snprintf(h->addr, sizeof(h->addr), "%s", row->addr);
-		h->port = row->port > 0 && row->port <= 65535 ? (uint16_t)row->port : 0;
-		h->admin = (enum ctl_admin)hap_admin_from_bits(row->admin_state);
-		h->weight = (int)row->uweight;
-		h->owned = owned(c, rs->s, row->name);
-		const struct ctl_stat *st = ctl_stats_lookup(rs->s->stats, rs->s->n_stats, row->name);
-		if (st) {
-			h->sessions = st->sessions;
-			h->maxconn = st->maxconn;
-			h->check_down = st->check_down;
-		}
-		struct ctl_srv_mem *m = ctl_mem_get(rs->s, row->name, false);
-		h->drain_started_us = m ? m->drain_started_us : 0;
-		rs->n_have++;
-	}
-	qsort(rs->have, rs->n_have, sizeof(*rs->have), have_by_name);
-	ctl_owned_prune(c->owned, rs->s->name, have_present, rs);
-}
-
 static int want_by_name(const void *a, const void *b)
 {
 	return strcmp(((const struct ctl_want *)a)->name, ((const struct ctl_want *)b)->name);
@@ -224,92 +320,135 @@ static const struct ctl_want *want_find(const struct round_svc *rs, const char *
 	return bsearch(&key, rs->want, rs->n_want, sizeof(*rs->want), want_by_name);
 }
 
-static bool stats_needed(const struct controller *c, const struct round_svc *rs, int64_t now)
-{
-	const struct ctl_service *s = rs->s;
-	if (s->stats_at_us == 0 || now - s->stats_at_us >= CTL_STATS_MAX_AGE_US)
-		return true;
-	for (size_t i = 0; i < rs->state.n; i++) {
-		const struct hap_srv_state *row = &rs->state.rows[i];
-		if (!ctl_stats_lookup(s->stats, s->n_stats, row->name))
-			return true; /* new since the last read: its maxconn is unknown */
-		const struct ctl_want *w = want_find(rs, row->name);
-		if ((!w || w->state == CTL_REG_DRAINING) && owned(c, s, row->name))
-			return true; /* on its way out: sessions and HAProxy's verdict decide */
-	}
-	return false;
-}
-
-/* The desired servers, and whether this round needs fresh statistics for them. */
-static void prepare_service(struct controller *c, struct round_svc *rs, int64_t now)
+static void prepare_service(struct controller *c, struct round_svc *rs)
 {
 	struct ctl_service *s = rs->s;
 	rs->n_want = ctl_desired(reg_view_find_service(c->view, s->name), s->cfg->default_capacity, adjust_weight, s,
 				 &rs->want);
 	qsort(rs->want, rs->n_want, sizeof(*rs->want), want_by_name);
-	rs->need_stats = rs->state_ok && stats_needed(c, rs, now);
+}
+
+/* On its way out and no longer taking new traffic: its sessions decide when it goes. */
+static bool leaving_not_ready(const struct round_svc *rs, const struct ctl_have *h)
+{
+	const struct ctl_want *w = want_find(rs, h->name);
+	return h->owned && h->admin != CTL_ADMIN_READY && (!w || w->state == CTL_REG_DRAINING);
+}
+
+static void needs_full(struct round_svc *rs)
+{
+	rs->full = true;
+	rs->state_ok = false;
+	rs->s->cache_valid = false;
+}
+
+/* A round that trusts the cache reads one `show stat` row per server on its way out; a server
+ * whose id is not known sends the service to a full read. */
+static int read_leaving(struct controller *c, struct round_svc *rs, size_t n, struct vxerr *err)
+{
+	struct batch b = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		struct ctl_service *s = rs[i].s;
+		for (size_t k = 0; !rs[i].full && k < s->n_cache; k++) {
+			struct hap_cmd cmd;
+			struct ctl_have *h = &s->cache[k];
+			if (!leaving_not_ready(&rs[i], h))
+				continue;
+			if (hap_cmd_show_stat_server(&cmd, s->be_id, h->id, NULL) != 0) {
+				needs_full(&rs[i]);
+				break;
+			}
+			struct ctl_op op = { .kind = CTL_OP_DRAIN }; /* only the name counts: whose row */
+			memcpy(op.name, h->name, sizeof(op.name));
+			batch_push(&b, &cmd, &rs[i], &op, true);
+		}
+	}
+	struct hap_reply *replies = xcalloc(b.n ? b.n : 1, sizeof(*replies));
+	int r = batch_send(c, &b, replies, err);
+	for (size_t i = 0; r == 0 && i < b.n; i++) {
+		struct ctl_service *s = b.origin[i].rs->s;
+		struct hap_stats stats = { 0 };
+		struct ctl_stat *rows = NULL;
+		struct ctl_have *h = cache_find(s, b.origin[i].op.name);
+		size_t got = 0;
+		if (hap_parse_stat(replies[i].text, replies[i].len, &stats, NULL) == 0)
+			got = ctl_stats_extract(&stats, s->name, &rows);
+		if (h && got == 1 && strcmp(rows[0].name, h->name) == 0)
+			take_stat(h, &rows[0]);
+		else
+			needs_full(b.origin[i].rs); /* gone, or the id is someone else's now */
+		free(rows);
+		hap_stats_release(&stats);
+	}
+	hap_replies_release(replies, b.n);
+	free(replies);
+	batch_release(&b);
+	return r;
 }
 
 /* Starts the drain clock of servers on their way out that are no longer ready (a controller
  * that restarted mid-drain starts it afresh), and stops it for servers wanted again. */
 static void drain_clocks(struct round_svc *rs, int64_t now)
 {
-	for (size_t i = 0; i < rs->n_have; i++) {
-		struct ctl_have *h = &rs->have[i];
+	struct ctl_service *s = rs->s;
+	for (size_t i = 0; i < s->n_cache; i++) {
+		struct ctl_have *h = &s->cache[i];
 		const struct ctl_want *w = want_find(rs, h->name);
 		bool leaving = !w || w->state == CTL_REG_DRAINING;
 		if (!h->owned)
 			continue;
 		if (leaving)
 			rs->pending = true;
-		struct ctl_srv_mem *m = ctl_mem_get(rs->s, h->name, leaving && h->admin != CTL_ADMIN_READY);
+		struct ctl_srv_mem *m = ctl_mem_get(s, h->name, leaving && h->admin != CTL_ADMIN_READY);
 		if (!m)
 			continue;
 		if (!leaving)
 			m->drain_started_us = 0;
 		else if (h->admin != CTL_ADMIN_READY && m->drain_started_us == 0)
-			m->drain_started_us = h->drain_started_us = now;
+			m->drain_started_us = now;
+		h->drain_started_us = m->drain_started_us;
 	}
 }
 
 /* ---- operations -> commands ---- */
 
-static int push_add(struct controller *c, struct batch *b, struct round_svc *rs, const struct ctl_op *op,
-		    struct vxerr *err)
+static int push_add(struct batch *b, struct round_svc *rs, const struct ctl_op *op, struct vxerr *err)
 {
-	struct hap_server srv = { .port = op->port, .weight = op->weight, .maxconn = op->maxconn };
+	struct ctl_service *s = rs->s;
+	struct hap_server srv = { .port = op->port, .weight = op->weight, .maxconn = op->maxconn, .id = s->next_id };
 	struct hap_check chk;
 	struct hap_cmd cmd;
 	snprintf(srv.name, sizeof(srv.name), "%s", op->name);
 	snprintf(srv.addr, sizeof(srv.addr), "%s", op->addr);
-	hap_check_from_health(&rs->s->cfg->health, &chk);
-	if (hap_cmd_add_server(&cmd, rs->s->name, &srv, &chk, err) != 0)
+	hap_check_from_health(&s->cfg->health, &chk);
+	if (hap_cmd_add_server(&cmd, s->name, &srv, &chk, err) != 0)
 		return -1;
-	batch_push(b, &cmd, rs, CTL_OP_ADD, op->name, false);
+	if (s->next_id > 0)
+		s->next_id++;
+	batch_push(b, &cmd, rs, op, false);
 	if (chk.enabled) {
-		hap_cmd_enable_health(&cmd, rs->s->name, op->name, NULL);
-		batch_push(b, &cmd, rs, CTL_OP_ADD, op->name, false);
+		hap_cmd_enable_health(&cmd, s->name, op->name, NULL);
+		batch_push(b, &cmd, rs, op, false);
 	}
-	hap_cmd_enable_server(&cmd, rs->s->name, op->name, NULL);
-	batch_push(b, &cmd, rs, CTL_OP_ADD, op->name, true);
-	(void)c;
+	hap_cmd_enable_server(&cmd, s->name, op->name, NULL);
+	batch_push(b, &cmd, rs, op, true);
+	b->origin[b->n - 1].id = srv.id;
 	return 0;
 }
 
-static int push_op(struct controller *c, struct batch *b, struct round_svc *rs, const struct ctl_op *op,
-		   struct vxerr *err)
+static int push_op(struct batch *b, struct round_svc *rs, const struct ctl_op *op, struct vxerr *err)
 {
 	const char *be = rs->s->name, *srv = op->name;
 	struct hap_cmd cmd, seq[3];
 	int r;
 	switch (op->kind) {
 	case CTL_OP_ADD:
-		return push_add(c, b, rs, op, err);
+		return push_add(b, rs, op, err);
 	case CTL_OP_DEL:
 		if (hap_cmd_delete_sequence(seq, be, srv, err) != 0)
 			return -1;
 		for (int i = 0; i < 3; i++)
-			batch_push(b, &seq[i], rs, op->kind, srv, i == 2);
+			batch_push(b, &seq[i], rs, op, i == 2);
 		return 0;
 	case CTL_OP_SET_ADDR: r = hap_cmd_set_addr(&cmd, be, srv, op->addr, op->port, err); break;
 	case CTL_OP_SET_WEIGHT: r = hap_cmd_set_weight(&cmd, be, srv, op->weight, err); break;
@@ -321,30 +460,24 @@ static int push_op(struct controller *c, struct batch *b, struct round_svc *rs, 
 	default: return vxerr_set(err, "unknown operation %d", (int)op->kind);
 	}
 	if (r == 0)
-		batch_push(b, &cmd, rs, op->kind, srv, true);
+		batch_push(b, &cmd, rs, op, true);
 	return r;
-}
-
-/* Operations that change what `show stat` reports for the server (maxconn, state, presence). */
-static bool outdates_stats(enum ctl_op_kind kind)
-{
-	return kind != CTL_OP_SET_WEIGHT && kind != CTL_OP_SET_ADDR;
 }
 
 static int flush(struct controller *c, struct batch *b, struct vxerr *err);
 
-/* Diffs one service and queues its operations; returns -1 when a chunk could not be sent. */
+/* Diffs one service against its cache and queues its operations; -1 when a chunk could not be
+ * sent. */
 static int plan_service(struct controller *c, struct round_svc *rs, struct batch *b, int64_t now,
 			struct vxerr *err)
 {
 	struct ctl_service *s = rs->s;
 	int r = 0;
-	build_have(c, rs);
 	drain_clocks(rs, now);
 	struct ctl_diff_params p = { .now_us = now, .drain_timeout_us = s->cfg->drain_timeout_us,
 				     .panic_threshold = c->cfg->controller.panic_threshold, .force = c->force };
 	struct ctl_diff_result d;
-	ctl_diff(rs->want, rs->n_want, rs->have, rs->n_have, &p, &d);
+	ctl_diff(rs->want, rs->n_want, s->cache, s->n_cache, &p, &d);
 	if (d.panic && d.held_back != s->held_back)
 		log_warn("panic threshold: keeping servers whose keys vanished", "service=%s kept=%zu threshold=%.0f%% "
 			 "hint=%s", s->name, d.held_back, 100 * p.panic_threshold,
@@ -358,9 +491,7 @@ static int plan_service(struct controller *c, struct round_svc *rs, struct batch
 	s->panic = d.panic;
 	for (size_t i = 0; i < d.n_ops && r == 0; i++) {
 		struct vxerr perr;
-		if (outdates_stats(d.ops[i].kind))
-			s->stats_at_us = 0;
-		if (push_op(c, b, rs, &d.ops[i], &perr) != 0)
+		if (push_op(b, rs, &d.ops[i], &perr) != 0)
 			log_error("operation refused before sending", "service=%s server=%s op=%s error=%s", s->name,
 				  log_q(d.ops[i].name), ctl_op_kind_name(d.ops[i].kind), log_q(perr.msg));
 		else if (b->n >= CTL_BATCH_MAX) /* whole operations only: replies are judged per op */
@@ -375,33 +506,35 @@ static int plan_service(struct controller *c, struct round_svc *rs, struct batch
 static void op_done(struct controller *c, const struct cmd_origin *o, enum hap_status st)
 {
 	struct ctl_service *s = o->rs->s;
-	const char *labels[] = { ctl_op_kind_name(o->op) };
+	const struct ctl_op *op = &o->op;
+	const char *labels[] = { ctl_op_kind_name(op->kind) };
 	if (st == HAP_RETRY) {
 		o->rs->pending = true;
 		return;
 	}
-	if (st != HAP_OK && !(o->op == CTL_OP_DEL && st == HAP_NOT_FOUND))
+	if (st != HAP_OK && !(op->kind == CTL_OP_DEL && st == HAP_NOT_FOUND)) {
+		s->cache_valid = false; /* HAProxy said no: what it has is for a full read to tell */
 		return;
+	}
 	metric_add(c->m.ops_total, 1, labels);
-	if (o->op == CTL_OP_DRAIN) {
-		ctl_mem_get(s, o->server, true)->drain_started_us = time_mono_us();
-	} else if (o->op == CTL_OP_DEL) {
+	cache_apply(s, op, o->id);
+	if (op->kind == CTL_OP_DRAIN) {
+		ctl_mem_get(s, op->name, true)->drain_started_us = time_mono_us();
+		o->rs->again = true;
+	} else if (op->kind == CTL_OP_DEL) {
 		c->membership_changed = true;
-		ctl_mem_forget(s, o->server);
-		ctl_owned_set(c->owned, s->name, o->server, false);
-		log_info("server removed", "service=%s server=%s", s->name, log_q(o->server));
-	} else if (o->op == CTL_OP_ADD || o->op == CTL_OP_SET_ADDR) {
+		ctl_mem_forget(s, op->name);
+		ctl_owned_set(c->owned, s->name, op->name, false);
+		log_info("server removed", "service=%s server=%s", s->name, log_q(op->name));
+	} else if (op->kind == CTL_OP_ADD || op->kind == CTL_OP_SET_ADDR) {
 		c->membership_changed = true;
-		if (o->op == CTL_OP_SET_ADDR)
+		if (op->kind == CTL_OP_SET_ADDR)
 			return;
-		ctl_owned_set(c->owned, s->name, o->server, true);
-		log_info("server added", "service=%s server=%s", s->name, log_q(o->server));
+		ctl_owned_set(c->owned, s->name, op->name, true);
+		log_info("server added", "service=%s server=%s", s->name, log_q(op->name));
 	}
-	if (o->op == CTL_OP_ADD || o->op == CTL_OP_SET_WEIGHT) {
-		const struct ctl_want *w = want_find(o->rs, o->server);
-		if (w)
-			ctl_mem_get(s, o->server, true)->fb.applied = w->weight;
-	}
+	if (op->kind == CTL_OP_ADD || op->kind == CTL_OP_SET_WEIGHT)
+		ctl_mem_get(s, op->name, true)->fb.applied = op->weight;
 }
 
 static void take_replies(struct controller *c, const struct batch *b, const struct hap_reply *replies)
@@ -410,10 +543,10 @@ static void take_replies(struct controller *c, const struct batch *b, const stru
 	for (size_t i = 0; i < b->n; i++) {
 		const struct cmd_origin *o = &b->origin[i];
 		enum hap_status st = hap_reply_classify(b->cmds[i].kind, replies[i].text, replies[i].len);
-		if (st == HAP_ERR || (st == HAP_NOT_FOUND && o->op != CTL_OP_DEL)) {
+		if (st == HAP_ERR || (st == HAP_NOT_FOUND && o->op.kind != CTL_OP_DEL)) {
 			char why[160];
 			hap_reply_summary(replies[i].text, replies[i].len, why, sizeof(why));
-			const char *labels[] = { ctl_op_kind_name(o->op) };
+			const char *labels[] = { ctl_op_kind_name(o->op.kind) };
 			metric_add(c->m.op_errors_total, 1, labels);
 			log_warn("runtime API refused a command", "service=%s command=%s reply=%s", o->rs->s->name,
 				 log_q(b->cmds[i].text), log_q(why));
@@ -433,26 +566,17 @@ static void round_release(struct round_svc *rs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		hap_servers_state_release(&rs[i].state);
-		free(rs[i].have);
 		free(rs[i].want);
 	}
 	free(rs);
 }
 
 /* Forgets servers HAProxy no longer has (deleted by someone else, or lost in a restart). */
-static void prune_memory(struct round_svc *rs)
+static void prune_memory(struct ctl_service *s)
 {
-	struct ctl_service *s = rs->s;
-	for (size_t i = 0; i < s->n_mem; i++)
-		s->mem[i].seen = false;
-	for (size_t k = 0; k < rs->n_have; k++) {
-		struct ctl_srv_mem *m = ctl_mem_get(s, rs->have[k].name, false);
-		if (m)
-			m->seen = true;
-	}
 	size_t kept = 0;
 	for (size_t i = 0; i < s->n_mem; i++)
-		if (s->mem[i].seen)
+		if (cache_find(s, s->mem[i].name))
 			s->mem[kept++] = s->mem[i]; /* order, and so the sort, is kept */
 	s->n_mem = kept;
 }
@@ -461,17 +585,20 @@ static void prune_memory(struct round_svc *rs)
 static void finish_round(struct controller *c, struct round_svc *rs, size_t n, int64_t start, bool applied)
 {
 	int64_t now = time_mono_us();
-	bool followup = false;
+	bool followup = false, again = false;
 	for (size_t i = 0; i < n; i++) {
 		struct ctl_service *s = rs[i].s;
 		if (applied && s->dirty_since_us) {
 			metric_observe(c->m.apply_seconds, (double)(now - s->dirty_since_us) / 1e6, NULL);
 			s->dirty_since_us = 0;
 		}
-		if (rs[i].state_ok)
-			prune_memory(&rs[i]);
-		if (rs[i].pending || s->panic) {
+		if (rs[i].state_ok && rs[i].full)
+			prune_memory(s);
+		if (s->panic)
+			s->cache_valid = false; /* held servers: HAProxy's own checks decide, read them */
+		if (rs[i].pending || s->panic || rs[i].again || (rs[i].state_ok && !s->cache_valid)) {
 			s->dirty = true;
+			again |= rs[i].again;
 			followup = true;
 		}
 	}
@@ -481,7 +608,9 @@ static void finish_round(struct controller *c, struct round_svc *rs, size_t n, i
 	if (c->owned && ctl_owned_save(c->owned, NULL) != 0)
 		log_warn("cannot save the list of servers this controller added", "state_dir=%s",
 			 log_q(c->cfg->haproxy.state_dir));
-	if (followup)
+	if (again)
+		ctl_schedule_reconcile(c);
+	else if (followup)
 		ctl_schedule_followup(c);
 }
 
@@ -490,10 +619,16 @@ static size_t collect_dirty(struct controller *c, struct round_svc **out)
 	struct round_svc *rs = xcalloc(c->n_svcs ? c->n_svcs : 1, sizeof(*rs));
 	size_t n = 0;
 	for (size_t i = 0; i < c->n_svcs; i++) {
-		if (!c->svcs[i].dirty)
+		struct ctl_service *s = &c->svcs[i];
+		if (!s->dirty)
 			continue;
-		c->svcs[i].dirty = false;
-		rs[n++].s = &c->svcs[i];
+		s->dirty = false;
+		if (c->force)
+			s->cache_valid = false;
+		rs[n].s = s;
+		rs[n].full = !s->cache_valid;
+		rs[n].state_ok = !rs[n].full;
+		n++;
 	}
 	*out = rs;
 	return n;
@@ -504,8 +639,10 @@ static void retry_later(struct controller *c, struct round_svc *rs, size_t n, co
 	log_warn("cannot reach HAProxy's runtime API, will retry", "step=%s socket=%s error=%s", what,
 		 log_q(c->runtime_socket), log_q(why));
 	ctl_rt_drop(c);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		rs[i].s->dirty = true;
+		rs[i].s->cache_valid = false;
+	}
 	ctl_schedule_followup(c);
 }
 
@@ -522,6 +659,27 @@ static int flush(struct controller *c, struct batch *b, struct vxerr *err)
 	return r;
 }
 
+/* The whole backend for services whose cache may be wrong (or whose leaving servers could not
+ * be read alone). */
+static int read_full(struct controller *c, struct round_svc *rs, size_t n, struct vxerr *err)
+{
+	if (read_states(c, rs, n, err) != 0 || read_stats(c, rs, n, err) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (rs[i].full && !rs[i].s->cache_valid && rs[i].state_ok)
+			cache_rebuild(c, &rs[i]);
+	return 0;
+}
+
+/* Services that read_leaving sent to a full read. */
+static bool any_full(const struct round_svc *rs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rs[i].full && !rs[i].s->cache_valid && !rs[i].state_ok)
+			return true;
+	return false;
+}
+
 void ctl_reconcile_dirty(struct controller *c)
 {
 	if (!c->have_snapshot || c->stopping)
@@ -534,19 +692,16 @@ void ctl_reconcile_dirty(struct controller *c)
 	struct batch ops = { 0 };
 	if (n == 0)
 		goto out;
-	if (ctl_rt_ensure(c, &err) != 0 || read_states(c, rs, n, &err) != 0) {
-		retry_later(c, rs, n, "read", err.msg);
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++)
-		prepare_service(c, &rs[i], start);
-	if (read_stats(c, rs, n, &err) != 0) {
+		prepare_service(c, &rs[i]);
+	if (ctl_rt_ensure(c, &err) != 0 || read_full(c, rs, n, &err) != 0 || read_leaving(c, rs, n, &err) != 0 ||
+	    (any_full(rs, n) && read_full(c, rs, n, &err) != 0)) {
 		retry_later(c, rs, n, "read", err.msg);
 		goto out;
 	}
 	int r = 0;
 	for (size_t i = 0; i < n && r == 0; i++)
-		if (rs[i].state_ok)
+		if (rs[i].state_ok && rs[i].s->cache_valid)
 			r = plan_service(c, &rs[i], &ops, start, &err);
 	if (r == 0)
 		r = flush(c, &ops, &err);

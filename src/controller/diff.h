@@ -53,6 +53,7 @@ struct ctl_have {
 	bool check_down;  /* HAProxy's own check sees it down */
 	bool owned;       /* added by Veltrix (or rendered by it in managed mode) */
 	int64_t drain_started_us; /* when Veltrix started draining it; 0 = not known */
+	int64_t id;       /* HAProxy's server id, for reading its figures alone (not used here) */
 };
 
 enum ctl_op_kind {

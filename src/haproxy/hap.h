@@ -68,6 +68,7 @@ struct hap_server {
 	int weight;      /* 0..256 */
 	int64_t maxconn; /* 0 = no limit */
 	enum hap_admin admin;
+	int64_t id;      /* HAProxy's server id (`id N`); 0: HAProxy chooses */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -130,6 +131,8 @@ int hap_cmd_show_servers_state(struct hap_cmd *out, const char *backend, struct 
 int hap_cmd_show_stat(struct hap_cmd *out, const char *backend, struct vxerr *err);
 /* `show stat <id> 4 -1` by proxy id (be_id of show servers state): never ambiguous. */
 int hap_cmd_show_stat_id(struct hap_cmd *out, int64_t backend_id, struct vxerr *err);
+/* One server's row only (`show stat <backend id> 4 <server id>`): O(1) where the backend holds thousands. */
+int hap_cmd_show_stat_server(struct hap_cmd *out, int64_t backend_id, int64_t server_id, struct vxerr *err);
 void hap_cmd_show_info(struct hap_cmd *out);
 void hap_cmd_show_backend(struct hap_cmd *out);
 

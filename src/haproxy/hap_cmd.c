@@ -102,18 +102,20 @@ static int check_server_values(const struct hap_server *srv, char *addr, size_t 
 int hap_server_args(char *out, size_t cap, const struct hap_server *srv, const struct hap_check *chk,
 		    bool in_config, struct vxerr *err)
 {
-	char addr[NET_IP_MAX], hostport[NET_HOSTPORT_MAX], checks[160], maxconn[40] = "";
+	char addr[NET_IP_MAX], hostport[NET_HOSTPORT_MAX], checks[160], maxconn[40] = "", id[32] = "";
 	if (check_server_values(srv, addr, sizeof(addr), err) != 0 ||
 	    check_args(checks, sizeof(checks), chk, err) != 0)
 		return -1;
 	net_hostport_format(addr, srv->port, hostport, sizeof(hostport));
 	if (srv->maxconn > 0)
 		snprintf(maxconn, sizeof(maxconn), " maxconn %" PRId64, srv->maxconn);
+	if (srv->id > 0 && srv->id <= INT32_MAX)
+		snprintf(id, sizeof(id), " id %" PRId64, srv->id);
 	int weight = in_config && srv->admin == HAP_ADMIN_DRAIN ? 0 : srv->weight;
 	const char *disabled = in_config && srv->admin == HAP_ADMIN_MAINT ? " disabled" : "";
 	/* Dynamic servers get no idle-connection pool by default: one new backend connection per
 	 * request, and a road to ephemeral-port exhaustion (FACTS 3.2). */
-	int n = snprintf(out, cap, "%s weight %d%s%s%s pool-max-conn -1 pool-purge-delay 5s", hostport, weight,
+	int n = snprintf(out, cap, "%s%s weight %d%s%s%s pool-max-conn -1 pool-purge-delay 5s", hostport, id, weight,
 			 maxconn, disabled, checks);
 	if (n < 0 || (size_t)n >= cap)
 		return vxerr_set(err, "server %s: options too long", srv->name);
@@ -240,6 +242,14 @@ int hap_cmd_show_stat_id(struct hap_cmd *out, int64_t backend_id, struct vxerr *
 	if (backend_id < 1 || backend_id > INT32_MAX)
 		return vxerr_set(err, "proxy id %" PRId64 " is outside 1..%d", backend_id, INT32_MAX);
 	return put(out, HAP_CMD_SHOW_STAT, err, "show stat %" PRId64 " 4 -1", backend_id);
+}
+
+int hap_cmd_show_stat_server(struct hap_cmd *out, int64_t backend_id, int64_t server_id, struct vxerr *err)
+{
+	if (backend_id < 1 || backend_id > INT32_MAX || server_id < 1 || server_id > INT32_MAX)
+		return vxerr_set(err, "proxy id %" PRId64 " or server id %" PRId64 " is outside 1..%d", backend_id,
+				 server_id, INT32_MAX);
+	return put(out, HAP_CMD_SHOW_STAT, err, "show stat %" PRId64 " 4 %" PRId64, backend_id, server_id);
 }
 
 void hap_cmd_show_info(struct hap_cmd *out)
