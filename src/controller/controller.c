@@ -186,6 +186,7 @@ static void init_timers(struct controller *c)
 	ev_timer_init(&c->feedback_timer, on_feedback_timer, fb, fb);
 	c->reconcile_timer.data = c->followup_timer.data = c->periodic_timer.data = c->feedback_timer.data = c;
 	ev_timer_start(c->loop, &c->periodic_timer);
+	ctl_feedback_setup(c);
 	if (c->cfg->controller.weight_feedback)
 		ev_timer_start(c->loop, &c->feedback_timer);
 }
@@ -290,6 +291,7 @@ void ctl_stop(struct controller *c)
 	ev_timer_stop(c->loop, &c->followup_timer);
 	ev_timer_stop(c->loop, &c->periodic_timer);
 	ev_timer_stop(c->loop, &c->feedback_timer);
+	ev_idle_stop(c->loop, &c->feedback_step);
 	ctl_registry_stop(c);
 	ctl_jobs_stop(c);
 	httpd_free(c->httpd);

@@ -68,31 +68,55 @@ static void sample_service(struct ctl_service *s, const struct hap_stats *stats)
 	free(mem);
 }
 
-void ctl_feedback_tick(struct controller *c)
+/* One backend's statistics; false when HAProxy did not answer. */
+static bool feedback_service(struct controller *c, struct ctl_service *s)
 {
 	struct vxerr err;
-	if (!c->have_snapshot || c->stopping || ctl_rt_ensure(c, &err) != 0)
-		return;
-	for (size_t i = 0; i < c->n_svcs; i++) {
-		struct ctl_service *s = &c->svcs[i];
-		struct hap_cmd cmd;
-		struct hap_reply reply = { 0 };
-		struct hap_stats stats = { 0 };
-		if (s->be_id < 0)
-			continue;
-		hap_cmd_show_stat_id(&cmd, s->be_id, NULL);
-		if (hap_rt_exec(c->rt, &cmd, &reply, &err) != 0) {
-			ctl_rt_drop(c);
-			return;
-		}
-		if (hap_parse_stat(reply.text, reply.len, &stats, NULL) == 0) {
-			sample_service(s, &stats);
-			ctl_stats_store(s, &stats, time_mono_us());
-			ctl_cache_take_stats(s); /* fresh sessions and check verdicts for the reconcile */
-		}
-		hap_stats_release(&stats);
-		hap_replies_release(&reply, 1);
-		s->dirty = true;
+	struct hap_cmd cmd;
+	struct hap_reply reply = { 0 };
+	struct hap_stats stats = { 0 };
+	if (s->be_id < 0)
+		return true;
+	if (ctl_rt_ensure(c, &err) != 0)
+		return false;
+	hap_cmd_show_stat_id(&cmd, s->be_id, NULL);
+	if (hap_rt_exec(c->rt, &cmd, &reply, &err) != 0) {
+		ctl_rt_drop(c);
+		return false;
 	}
-	ctl_schedule_reconcile(c);
+	if (hap_parse_stat(reply.text, reply.len, &stats, NULL) == 0) {
+		sample_service(s, &stats);
+		ctl_stats_store(s, &stats, time_mono_us());
+		ctl_cache_take_stats(s); /* fresh sessions and check verdicts for the reconcile */
+	}
+	hap_stats_release(&stats);
+	hap_replies_release(&reply, 1);
+	s->dirty = true;
+	return true;
+}
+
+/* One backend per loop iteration, when nothing else is pending: a fleet of thousands of servers
+ * costs its registry changes one backend's read at most, not every backend's. */
+static void on_feedback_step(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	struct controller *c = w->data;
+	if (c->stopping || c->feedback_next >= c->n_svcs || !feedback_service(c, &c->svcs[c->feedback_next++])) {
+		ev_idle_stop(loop, w);
+		ctl_schedule_reconcile(c);
+	}
+}
+
+void ctl_feedback_setup(struct controller *c)
+{
+	ev_idle_init(&c->feedback_step, on_feedback_step);
+	c->feedback_step.data = c;
+}
+
+void ctl_feedback_tick(struct controller *c)
+{
+	if (!c->have_snapshot || c->stopping || ev_is_active(&c->feedback_step))
+		return;
+	c->feedback_next = 0;
+	ev_idle_start(c->loop, &c->feedback_step);
 }

@@ -130,6 +130,8 @@ struct controller {
 	ev_timer reconcile_timer;
 	ev_timer periodic_timer; /* full resync and HAProxy identity */
 	ev_timer feedback_timer;
+	ev_idle feedback_step;   /* the statistics of one backend per loop iteration */
+	size_t feedback_next;
 	ev_timer followup_timer;
 
 	struct ctl_metrics m;
@@ -162,6 +164,8 @@ void ctl_reconcile_dirty(struct controller *c);
 void ctl_cache_take_stats(struct ctl_service *s);
 int ctl_rt_ensure(struct controller *c, struct vxerr *err);
 void ctl_rt_drop(struct controller *c);
+void ctl_feedback_setup(struct controller *c);
+/* Starts a pass over every backend's statistics, one backend per loop iteration. */
 void ctl_feedback_tick(struct controller *c);
 /* Returns false when HAProxy did not answer. */
 bool ctl_check_ident(struct controller *c);

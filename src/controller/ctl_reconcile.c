@@ -325,7 +325,11 @@ static void prepare_service(struct controller *c, struct round_svc *rs)
 	struct ctl_service *s = rs->s;
 	rs->n_want = ctl_desired(reg_view_find_service(c->view, s->name), s->cfg->default_capacity, adjust_weight, s,
 				 &rs->want);
-	qsort(rs->want, rs->n_want, sizeof(*rs->want), want_by_name);
+	for (size_t i = 1; i < rs->n_want; i++) /* the view keeps instances sorted: no sort then */
+		if (want_by_name(&rs->want[i - 1], &rs->want[i]) > 0) {
+			qsort(rs->want, rs->n_want, sizeof(*rs->want), want_by_name);
+			break;
+		}
 }
 
 /* On its way out and no longer taking new traffic: its sessions decide when it goes. */

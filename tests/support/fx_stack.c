@@ -158,6 +158,8 @@ void fx_stack_write_config(struct fx_stack *s)
 		   o->attach_runtime_socket ? "attach" : "managed", s->state_dir);
 	if (o->attach_runtime_socket)
 		buf_printf(&b, "  runtime_socket: %s\n", o->attach_runtime_socket);
+	if (o->haproxy_yaml)
+		buf_printf(&b, "%s\n", o->haproxy_yaml);
 	buf_printf(&b, "controller:\n  metrics: %s\n", s->metrics_url + strlen("http://"));
 	if (o->controller_yaml)
 		buf_printf(&b, "%s\n", o->controller_yaml);
