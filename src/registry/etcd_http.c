@@ -13,12 +13,15 @@
  * reset or a failed send shows the server never read the request; a clean close leaves it
  * open, so etcd_http_sent() then stays true and a write is not retried on other endpoints.
  *
- * Host names are resolved with a blocking getaddrinfo() when a new connection is made (IP
- * literals are not looked up); pooled connections make that rare. */
+ * Host names are resolved when a new connection is made (pooled connections make that rare)
+ * with getaddrinfo_a(): glibc's resolver threads do the lookup and the loop polls for its end,
+ * so a slow or silent DNS server costs the transfer its dial timeout, never the loop a stall.
+ * IP literals are converted at once. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +62,22 @@ struct etcd_conn {
 enum hx_phase { HX_CONNECT, HX_SEND, HX_RECV, HX_OVER };
 
 /* The exchange of one transfer. */
+/* A host name being looked up. One the transfer no longer wants, and that cannot be cancelled,
+ * becomes an orphan, freed once it is over. */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char *host, *port;
+	struct lookup *next_orphan;
+};
+
 struct etcd_hx {
 	struct etcd_xfer *x;
 	struct etcd_conn *conn;
 	ev_timer timer;
+	struct lookup *lookup;
+	ev_timer lookup_poll;
+	int64_t poll_us;
 	enum hx_phase phase;
 	struct buf out; /* the whole request */
 	size_t out_off;
@@ -275,10 +290,16 @@ static void hx_release_conn(struct etcd_hx *hx, bool reusable)
 		conn_close(k);
 }
 
+static void lookup_abandon(struct lookup *l);
+
 static void hx_stop(struct etcd_xfer *x, bool reusable)
 {
 	struct etcd_hx *hx = x->hx;
 	ev_timer_stop(x->c->loop, &hx->timer);
+	ev_timer_stop(x->c->loop, &hx->lookup_poll);
+	if (hx->lookup)
+		lookup_abandon(hx->lookup);
+	hx->lookup = NULL;
 	hx_release_conn(hx, reusable);
 	if (hx->addrs)
 		freeaddrinfo(hx->addrs);
@@ -310,7 +331,6 @@ static void hx_succeed(struct etcd_xfer *x)
 }
 
 static void hx_write(struct etcd_xfer *x);
-static void hx_connect_next(struct etcd_xfer *x);
 
 /* The kernel's words for errno, with a lowercase first letter as in every etcd message. */
 static void errno_words(int e, char *out, size_t cap)
@@ -331,6 +351,110 @@ static bool set_tcp_options(int fd)
 	       setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) == 0;
 }
 
+/* ---------------------------------------------------------------- name lookups */
+
+#define LOOKUP_POLL_MIN_US 500
+#define LOOKUP_POLL_MAX_US (10 * USEC_PER_MS)
+
+static struct lookup *orphans;
+static pthread_mutex_t orphans_mu = PTHREAD_MUTEX_INITIALIZER; /* clients may run on several loops */
+
+static void lookup_free(struct lookup *l)
+{
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l->host);
+	free(l->port);
+	free(l);
+}
+
+static void reap_orphans(void)
+{
+	pthread_mutex_lock(&orphans_mu);
+	for (struct lookup **p = &orphans; *p;) {
+		struct lookup *l = *p;
+		if (gai_error(&l->cb) == EAI_INPROGRESS) {
+			p = &l->next_orphan;
+			continue;
+		}
+		*p = l->next_orphan;
+		lookup_free(l);
+	}
+	pthread_mutex_unlock(&orphans_mu);
+}
+
+static void lookup_abandon(struct lookup *l)
+{
+	if (gai_cancel(&l->cb) == EAI_NOTCANCELED) {
+		pthread_mutex_lock(&orphans_mu);
+		l->next_orphan = orphans;
+		orphans = l;
+		pthread_mutex_unlock(&orphans_mu);
+		return;
+	}
+	lookup_free(l);
+}
+
+static struct lookup *lookup_start(const char *host, const char *port, int *rc)
+{
+	reap_orphans();
+	struct lookup *l = xcalloc(1, sizeof(*l));
+	l->host = xstrdup(host);
+	l->port = xstrdup(port);
+	l->hints = (struct addrinfo){ .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	l->cb.ar_name = l->host;
+	l->cb.ar_service = l->port;
+	l->cb.ar_request = &l->hints;
+	struct gaicb *list[1] = { &l->cb };
+	*rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (*rc != 0) {
+		lookup_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+static void hx_connect_next(struct etcd_xfer *x);
+
+static void hx_lookup_done(struct etcd_xfer *x, int rc)
+{
+	struct etcd_hx *hx = x->hx;
+	struct lookup *l = hx->lookup;
+	const struct etcd_ep *ep = &x->c->eps[x->ep];
+	ev_timer_stop(x->c->loop, &hx->lookup_poll);
+	hx->lookup = NULL;
+	if (rc != 0) {
+		lookup_free(l);
+		hx_fail(x, ETCD_UNAVAILABLE, "cannot resolve %s: %s", ep->host, gai_strerror(rc));
+		return;
+	}
+	hx->addrs = hx->next_addr = l->cb.ar_result;
+	l->cb.ar_result = NULL;
+	lookup_free(l);
+	hx_connect_next(x);
+}
+
+static void on_lookup_poll(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct etcd_hx *hx = ETCD_CONTAINER(t, struct etcd_hx, lookup_poll);
+	struct etcd_xfer *x = hx->x;
+	struct etcd_client *c = x->c;
+	int rc = gai_error(&hx->lookup->cb);
+	if (rc == EAI_INPROGRESS) {
+		hx->poll_us = hx->poll_us * 2 < LOOKUP_POLL_MAX_US ? hx->poll_us * 2 : LOOKUP_POLL_MAX_US;
+		ev_timer_set(t, (double)hx->poll_us / 1e6, 0);
+		ev_timer_start(c->loop, t);
+		return;
+	}
+	etcd_enter(c);
+	hx_lookup_done(x, rc);
+	etcd_xfer_deliver(x);
+	etcd_leave(c);
+}
+
+/* 0: addresses ready; 1: a lookup is under way (the dial timeout runs meanwhile); -1: failed. */
 static int hx_resolve(struct etcd_xfer *x)
 {
 	struct etcd_hx *hx = x->hx;
@@ -339,10 +463,17 @@ static int hx_resolve(struct etcd_xfer *x)
 	if (hx->addrs)
 		freeaddrinfo(hx->addrs);
 	hx->addrs = hx->next_addr = NULL;
-	int rc = getaddrinfo(ep->host, ep->port, &hints, &hx->addrs);
+	int rc = getaddrinfo(ep->host, ep->port, &hints, &hx->addrs); /* a literal: never blocks */
 	if (rc == EAI_NONAME) {
-		hints.ai_flags = AI_NUMERICSERV;
-		rc = getaddrinfo(ep->host, ep->port, &hints, &hx->addrs);
+		hx->lookup = lookup_start(ep->host, ep->port, &rc);
+		if (hx->lookup) {
+			hx->phase = HX_CONNECT;
+			hx_arm_timer(x);
+			hx->poll_us = LOOKUP_POLL_MIN_US;
+			ev_timer_init(&hx->lookup_poll, on_lookup_poll, (double)hx->poll_us / 1e6, 0);
+			ev_timer_start(x->c->loop, &hx->lookup_poll);
+			return 1;
+		}
 	}
 	if (rc != 0) {
 		hx->addrs = NULL;
@@ -665,7 +796,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	struct etcd_xfer *x = hx->x;
 	struct etcd_client *c = x->c;
 	etcd_enter(c);
-	if (!x->finished && hx->phase == HX_CONNECT)
+	if (!x->finished && hx->lookup)
+		hx_fail(x, ETCD_DEADLINE_EXCEEDED, "cannot resolve %s within %lldms", x->c->eps[x->ep].host,
+			(long long)(hx->dial_bound_us / USEC_PER_MS));
+	else if (!x->finished && hx->phase == HX_CONNECT)
 		hx_fail(x, ETCD_DEADLINE_EXCEEDED, "connect timed out after %lldms", (long long)(hx->dial_bound_us / USEC_PER_MS));
 	else if (!x->finished)
 		hx_fail(x, ETCD_DEADLINE_EXCEEDED, "no answer within %lldms", (long long)(x->timeout_us / USEC_PER_MS));
@@ -695,6 +829,7 @@ void etcd_http_start(struct etcd_xfer *x, const char *path, const char *body, co
 	hx->x = x;
 	hx->start_us = time_mono_us();
 	ev_init(&hx->timer, on_timer);
+	ev_init(&hx->lookup_poll, on_lookup_poll);
 	buf_init(&hx->out, SIZE_MAX / 2); /* our own bytes: the request body is already bounded */
 	buf_init(&hx->raw, RAW_MAX);
 	hx_reset(hx);
