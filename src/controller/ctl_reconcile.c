@@ -26,7 +26,7 @@ struct round_svc {
 	struct ctl_want *want; /* sorted by name */
 	size_t n_want;
 	bool pending; /* something is still on its way out: look again soon */
-	bool again;   /* a drain went out: its sessions are worth a look at once, not in 200 ms */
+	bool again;   /* a drained server was idle right after: plan once more in this round */
 };
 
 /* What each command of the operations batch was for. */
@@ -35,6 +35,7 @@ struct cmd_origin {
 	struct ctl_op op; /* what the command is part of: the cache takes it when it went through */
 	int64_t id;       /* an add's server id */
 	bool last;        /* the op's final command: its reply decides the op's fate */
+	bool probe;       /* `show stat` of op.name's row, read right after its drain */
 };
 
 struct batch {
@@ -76,6 +77,7 @@ static void batch_push(struct batch *b, const struct hap_cmd *cmd, struct round_
 	else
 		memset(&o->op, 0, sizeof(o->op));
 	o->id = 0;
+	o->probe = false;
 	o->last = last;
 }
 
@@ -339,6 +341,24 @@ static bool leaving_not_ready(const struct round_svc *rs, const struct ctl_have 
 	return h->owned && h->admin != CTL_ADMIN_READY && (!w || w->state == CTL_REG_DRAINING);
 }
 
+/* One server's `show stat` row into its cache entry; false when the row is not its. */
+static bool take_probe(const struct cmd_origin *o, const struct hap_reply *reply)
+{
+	struct ctl_service *s = o->rs->s;
+	struct hap_stats stats = { 0 };
+	struct ctl_stat *rows = NULL;
+	struct ctl_have *h = cache_find(s, o->op.name);
+	size_t got = 0;
+	if (hap_parse_stat(reply->text, reply->len, &stats, NULL) == 0)
+		got = ctl_stats_extract(&stats, s->name, &rows);
+	bool ok = h && got == 1 && strcmp(rows[0].name, h->name) == 0;
+	if (ok)
+		take_stat(h, &rows[0]);
+	free(rows);
+	hap_stats_release(&stats);
+	return ok;
+}
+
 static void needs_full(struct round_svc *rs)
 {
 	rs->full = true;
@@ -369,21 +389,9 @@ static int read_leaving(struct controller *c, struct round_svc *rs, size_t n, st
 	}
 	struct hap_reply *replies = xcalloc(b.n ? b.n : 1, sizeof(*replies));
 	int r = batch_send(c, &b, replies, err);
-	for (size_t i = 0; r == 0 && i < b.n; i++) {
-		struct ctl_service *s = b.origin[i].rs->s;
-		struct hap_stats stats = { 0 };
-		struct ctl_stat *rows = NULL;
-		struct ctl_have *h = cache_find(s, b.origin[i].op.name);
-		size_t got = 0;
-		if (hap_parse_stat(replies[i].text, replies[i].len, &stats, NULL) == 0)
-			got = ctl_stats_extract(&stats, s->name, &rows);
-		if (h && got == 1 && strcmp(rows[0].name, h->name) == 0)
-			take_stat(h, &rows[0]);
-		else
+	for (size_t i = 0; r == 0 && i < b.n; i++)
+		if (!take_probe(&b.origin[i], &replies[i]))
 			needs_full(b.origin[i].rs); /* gone, or the id is someone else's now */
-		free(rows);
-		hap_stats_release(&stats);
-	}
 	hap_replies_release(replies, b.n);
 	free(replies);
 	batch_release(&b);
@@ -463,9 +471,16 @@ static int push_op(struct batch *b, struct round_svc *rs, const struct ctl_op *o
 	case CTL_OP_SHUTDOWN: r = hap_cmd_shutdown_sessions(&cmd, be, srv, err); break;
 	default: return vxerr_set(err, "unknown operation %d", (int)op->kind);
 	}
-	if (r == 0)
-		batch_push(b, &cmd, rs, op, true);
-	return r;
+	if (r != 0)
+		return r;
+	batch_push(b, &cmd, rs, op, true);
+	/* Its sessions right after the drain: when none, it goes in this very round. */
+	const struct ctl_have *h = op->kind == CTL_OP_DRAIN ? cache_find(rs->s, op->name) : NULL;
+	if (h && hap_cmd_show_stat_server(&cmd, rs->s->be_id, h->id, NULL) == 0) {
+		batch_push(b, &cmd, rs, op, false);
+		b->origin[b->n - 1].probe = true;
+	}
+	return 0;
 }
 
 static int flush(struct controller *c, struct batch *b, struct vxerr *err);
@@ -524,7 +539,6 @@ static void op_done(struct controller *c, const struct cmd_origin *o, enum hap_s
 	cache_apply(s, op, o->id);
 	if (op->kind == CTL_OP_DRAIN) {
 		ctl_mem_get(s, op->name, true)->drain_started_us = time_mono_us();
-		o->rs->again = true;
 	} else if (op->kind == CTL_OP_DEL) {
 		c->membership_changed = true;
 		ctl_mem_forget(s, op->name);
@@ -546,6 +560,12 @@ static void take_replies(struct controller *c, const struct batch *b, const stru
 	bool failed_op = false;
 	for (size_t i = 0; i < b->n; i++) {
 		const struct cmd_origin *o = &b->origin[i];
+		if (o->probe) {
+			const struct ctl_have *h = cache_find(o->rs->s, o->op.name);
+			if (take_probe(o, &replies[i]) && h && h->admin == CTL_ADMIN_DRAIN && h->sessions == 0)
+				o->rs->again = true;
+			continue;
+		}
 		enum hap_status st = hap_reply_classify(b->cmds[i].kind, replies[i].text, replies[i].len);
 		if (st == HAP_ERR || (st == HAP_NOT_FOUND && o->op.kind != CTL_OP_DEL)) {
 			char why[160];
@@ -589,7 +609,7 @@ static void prune_memory(struct ctl_service *s)
 static void finish_round(struct controller *c, struct round_svc *rs, size_t n, int64_t start, bool applied)
 {
 	int64_t now = time_mono_us();
-	bool followup = false, again = false;
+	bool followup = false;
 	for (size_t i = 0; i < n; i++) {
 		struct ctl_service *s = rs[i].s;
 		if (applied && s->dirty_since_us) {
@@ -600,9 +620,8 @@ static void finish_round(struct controller *c, struct round_svc *rs, size_t n, i
 			prune_memory(s);
 		if (s->panic)
 			s->cache_valid = false; /* held servers: HAProxy's own checks decide, read them */
-		if (rs[i].pending || s->panic || rs[i].again || (rs[i].state_ok && !s->cache_valid)) {
+		if (rs[i].pending || s->panic || (rs[i].state_ok && !s->cache_valid)) {
 			s->dirty = true;
-			again |= rs[i].again;
 			followup = true;
 		}
 	}
@@ -612,9 +631,7 @@ static void finish_round(struct controller *c, struct round_svc *rs, size_t n, i
 	if (c->owned && ctl_owned_save(c->owned, NULL) != 0)
 		log_warn("cannot save the list of servers this controller added", "state_dir=%s",
 			 log_q(c->cfg->haproxy.state_dir));
-	if (again)
-		ctl_schedule_reconcile(c);
-	else if (followup)
+	if (followup)
 		ctl_schedule_followup(c);
 }
 
@@ -684,6 +701,21 @@ static bool any_full(const struct round_svc *rs, size_t n)
 	return false;
 }
 
+/* Plans and sends the operations of every readable service (only_again: of those whose drained
+ * servers turned out idle in the first pass). */
+static int plan_all(struct controller *c, struct round_svc *rs, size_t n, struct batch *ops, int64_t start,
+		    bool only_again, struct vxerr *err)
+{
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (!rs[i].state_ok || !rs[i].s->cache_valid || (only_again && !rs[i].again))
+			continue;
+		rs[i].again = false;
+		r = plan_service(c, &rs[i], ops, start, err);
+	}
+	return r == 0 ? flush(c, ops, err) : r;
+}
+
 void ctl_reconcile_dirty(struct controller *c)
 {
 	if (!c->have_snapshot || c->stopping)
@@ -703,12 +735,9 @@ void ctl_reconcile_dirty(struct controller *c)
 		retry_later(c, rs, n, "read", err.msg);
 		goto out;
 	}
-	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++)
-		if (rs[i].state_ok && rs[i].s->cache_valid)
-			r = plan_service(c, &rs[i], &ops, start, &err);
+	int r = plan_all(c, rs, n, &ops, start, false, &err);
 	if (r == 0)
-		r = flush(c, &ops, &err);
+		r = plan_all(c, rs, n, &ops, start, true, &err); /* what the drains' probes let go */
 	if (r != 0)
 		retry_later(c, rs, n, "apply", err.msg);
 	finish_round(c, rs, n, start, r == 0);

@@ -25,5 +25,7 @@ bool hap_next_line(const char *text, size_t len, size_t *pos, const char **line,
  * line. Returns the bytes the first complete reply takes, prompt included, and its length
  * without the prompt in *reply_len; 0 while incomplete. */
 size_t hap_prompt_split(const char *p, size_t len, size_t *reply_len);
+/* The same, knowing that p holds no prompt starting before `from` (an earlier, shorter scan). */
+size_t hap_prompt_split_from(const char *p, size_t len, size_t from, size_t *reply_len);
 
 #endif

@@ -45,7 +45,8 @@ struct hap_rt {
 	int64_t timeout_us;
 	size_t max_reply;
 	unsigned connections;
-	struct buf in; /* received, not yet consumed */
+	struct buf in;   /* received, not yet consumed */
+	size_t scan_from; /* in holds no prompt before this: a large reply is scanned once, not per read */
 };
 
 /* Outcome of one exchange on one connection. */
@@ -53,15 +54,24 @@ enum xfer { XFER_OK, XFER_FAIL, XFER_LOST_EARLY };
 
 static enum xfer rt_ready(struct hap_rt *rt, struct vxerr *err);
 
-size_t hap_prompt_split(const char *p, size_t len, size_t *reply_len)
+size_t hap_prompt_split_from(const char *p, size_t len, size_t from, size_t *reply_len)
 {
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (p[i] == '>' && p[i + 1] == ' ' && (i == 0 || p[i - 1] == '\n')) {
+	for (size_t i = from; i + 1 < len; i++) {
+		const char *gt = memchr(p + i, '>', len - 1 - i);
+		if (!gt)
+			break;
+		i = (size_t)(gt - p);
+		if (p[i + 1] == ' ' && (i == 0 || p[i - 1] == '\n')) {
 			*reply_len = i;
 			return i + 2;
 		}
 	}
 	return 0;
+}
+
+size_t hap_prompt_split(const char *p, size_t len, size_t *reply_len)
+{
+	return hap_prompt_split_from(p, len, 0, reply_len);
 }
 
 static bool connect_retryable(int e)
@@ -151,14 +161,18 @@ static void drop_connection(struct hap_rt *rt)
 		close(rt->fd);
 	rt->fd = -1;
 	buf_reset(&rt->in);
+	rt->scan_from = 0;
 }
 
 /* Takes one complete reply off rt->in into *r; false while incomplete. */
 static bool take_reply(struct hap_rt *rt, struct hap_reply *r)
 {
-	size_t n = 0, used = hap_prompt_split(rt->in.data ? rt->in.data : "", rt->in.len, &n);
-	if (used == 0)
+	size_t n = 0, used = hap_prompt_split_from(rt->in.data ? rt->in.data : "", rt->in.len, rt->scan_from, &n);
+	if (used == 0) {
+		rt->scan_from = rt->in.len > 0 ? rt->in.len - 1 : 0;
 		return false;
+	}
+	rt->scan_from = 0;
 	r->text = xstrndup(rt->in.data, n);
 	r->len = n;
 	buf_consume(&rt->in, used);

@@ -330,6 +330,37 @@ static void test_prompt_split_captured(void **state)
 	free(raw);
 }
 
+/* The runtime client scans a growing reply from where the last scan stopped: fed the captured
+ * session in pieces of every size from 1 to 64 bytes, it finds exactly the replies a scan of
+ * the whole buffer finds. */
+static void test_prompt_split_incremental(void **state)
+{
+	(void)state;
+	size_t len;
+	char *raw = fixture("prompt_session.bin", &len);
+	for (size_t step = 1; step <= 64; step++) {
+		size_t pos = 0, have = 0, from = 0;
+		while (pos < len) {
+			size_t n, whole_n, used;
+			have = have + step < len ? have + step : len;
+			used = hap_prompt_split_from(raw + pos, have - pos, from, &n);
+			if (used == 0) {
+				from = have - pos > 0 ? have - pos - 1 : 0;
+				if (have == len)
+					break;
+				continue;
+			}
+			size_t whole = hap_prompt_split(raw + pos, len - pos, &whole_n);
+			assert_int_equal(used, whole);
+			assert_int_equal(n, whole_n);
+			pos += used;
+			from = 0;
+		}
+		assert_int_equal(hap_prompt_split(raw + pos, len - pos, &(size_t){ 0 }), 0);
+	}
+	free(raw);
+}
+
 static void test_parse_servers_state(void **state)
 {
 	(void)state;
@@ -779,6 +810,7 @@ int main(void)
 		cmocka_unit_test(test_text_safe),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_prompt_split_captured),
+		cmocka_unit_test(test_prompt_split_incremental),
 		cmocka_unit_test(test_parse_servers_state),
 		cmocka_unit_test(test_parse_servers_state_by_name),
 		cmocka_unit_test(test_parse_servers_state_hostile),
