@@ -106,11 +106,12 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUP_OBJ) $(LI
 	$(say) LD $@
 	$(Q)$(CC) $(LDFLAGS) $^ $(TEST_LIBS) $(PKG_LIBS) -o $@
 
-# Bench programs may drive etcd with libcurl directly (an independent client, as an anchor).
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+# Bench programs may drive etcd with libcurl directly (an independent client, as an anchor), and
+# may use the test fixtures (tests/support: etcd clusters, the fleet), hence cmocka.
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(SUP_OBJ) $(LIB)
 	@mkdir -p $(@D)
 	$(say) LD $@
-	$(Q)$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CURL_LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(TEST_LIBS) $(PKG_LIBS) -o $@
 
 tests: $(BIN) $(UNIT_BIN) $(INT_BIN)
 

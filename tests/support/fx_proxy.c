@@ -29,7 +29,11 @@ enum cmd { CMD_NONE, CMD_CUT, CMD_REFUSE, CMD_ALLOW, CMD_FREEZE, CMD_HOLE_ON, CM
 struct pair {
 	int a, b; /* client side, server side; -1 when free */
 	bool frozen;
+	char tail[16]; /* the last bytes the client sent, for a request line split over two reads */
+	size_t tail_len;
 };
+
+static const char REQ_MARK[] = " HTTP/1.1\r\n"; /* ends every HTTP/1.1 request line */
 
 struct fx_proxy {
 	int port, target;
@@ -37,6 +41,7 @@ struct fx_proxy {
 	int wake[2];
 	bool blackhole;
 	int accepted;
+	long requests;
 	struct pair pairs[MAX_PAIRS];
 	char url[64];
 	pthread_t thread;
@@ -85,7 +90,7 @@ static void on_accept(struct fx_proxy *px)
 	int s = dial(px->target);
 	for (int i = 0; s >= 0 && i < MAX_PAIRS; i++) {
 		if (px->pairs[i].a < 0) {
-			px->pairs[i] = (struct pair){ c, s, px->blackhole };
+			px->pairs[i] = (struct pair){ .a = c, .b = s, .frozen = px->blackhole };
 			return;
 		}
 	}
@@ -94,13 +99,35 @@ static void on_accept(struct fx_proxy *px)
 		close(s);
 }
 
+/* Counts request lines in what the client sent: the mark cannot occur in a request body of
+ * JSON (no raw CR/LF inside strings) or base64. */
+static void count_requests(struct fx_proxy *px, struct pair *p, const char *data, size_t n)
+{
+	const size_t keep = sizeof(REQ_MARK) - 2;
+	char scan[65536 + sizeof(p->tail)];
+	memcpy(scan, p->tail, p->tail_len);
+	memcpy(scan + p->tail_len, data, n);
+	size_t len = p->tail_len + n;
+	long found = 0;
+	for (const char *at = scan; (at = memmem(at, len - (size_t)(at - scan), REQ_MARK, sizeof(REQ_MARK) - 1));
+	     at += sizeof(REQ_MARK) - 1)
+		found++;
+	if (found)
+		__atomic_add_fetch(&px->requests, found, __ATOMIC_RELAXED);
+	p->tail_len = len < keep ? len : keep;
+	memcpy(p->tail, scan + len - p->tail_len, p->tail_len);
+}
+
 /* Copies what is readable on `from` to `to`; false when the pair is finished. */
-static bool relay(int from, int to)
+static bool relay(struct fx_proxy *px, struct pair *pr, bool from_client)
 {
 	char buf[65536];
+	int from = from_client ? pr->a : pr->b, to = from_client ? pr->b : pr->a;
 	ssize_t n = read(from, buf, sizeof(buf));
 	if (n <= 0)
 		return false;
+	if (from_client)
+		count_requests(px, pr, buf, (size_t)n);
 	for (ssize_t off = 0; off < n;) {
 		ssize_t w = write(to, buf + off, (size_t)(n - off));
 		if (w <= 0)
@@ -180,7 +207,7 @@ static void *run(void *arg)
 			if (p->a < 0 || p->frozen)
 				continue;
 			bool from_a = fds[k].fd == p->a;
-			if (!relay(from_a ? p->a : p->b, from_a ? p->b : p->a))
+			if (!relay(px, p, from_a))
 				pair_close(p);
 		}
 	}
@@ -244,6 +271,11 @@ void fx_proxy_blackhole(struct fx_proxy *p, bool on)
 int fx_proxy_accepted(struct fx_proxy *p)
 {
 	return __atomic_load_n(&p->accepted, __ATOMIC_SEQ_CST);
+}
+
+long fx_proxy_requests(struct fx_proxy *p)
+{
+	return __atomic_load_n(&p->requests, __ATOMIC_RELAXED);
 }
 
 void fx_proxy_free(struct fx_proxy *p)

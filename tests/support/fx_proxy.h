@@ -18,6 +18,8 @@ void fx_proxy_freeze_existing(struct fx_proxy *p);
 void fx_proxy_blackhole(struct fx_proxy *p, bool on);
 /* Connections accepted so far. */
 int fx_proxy_accepted(struct fx_proxy *p);
+/* HTTP/1.1 requests relayed so far (request lines the clients sent; a watch stream is one). */
+long fx_proxy_requests(struct fx_proxy *p);
 void fx_proxy_free(struct fx_proxy *p);
 
 #endif

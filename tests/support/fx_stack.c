@@ -222,15 +222,19 @@ void fx_stack_track_haproxy(struct fx_stack *s)
 	if (hap_proc_show(s->master_sock, 2 * USEC_PER_SEC, &l, NULL) != 0 || l.master_pid <= 0)
 		fx_die("no HAProxy master answers on %s", s->master_sock);
 	s->hap_master = (pid_t)l.master_pid;
-	fx_track(s->hap_master);
-	reaper_send((int32_t)s->hap_master);
+	fx_haproxy_master_track(s->hap_master);
 }
 
-static void stop_haproxy(struct fx_stack *s)
+void fx_haproxy_master_track(pid_t master)
 {
-	if (s->hap_master <= 0)
+	fx_track(master);
+	reaper_send((int32_t)master);
+}
+
+void fx_haproxy_master_stop(pid_t m)
+{
+	if (m <= 0)
 		return;
-	pid_t m = s->hap_master;
 	kill(-m, SIGTERM);
 	int64_t deadline = time_mono_us() + 5 * USEC_PER_SEC;
 	while (!pid_gone(m) && time_mono_us() < deadline)
@@ -239,6 +243,11 @@ static void stop_haproxy(struct fx_stack *s)
 	kill(m, SIGKILL);
 	fx_untrack(m);
 	reaper_send(-(int32_t)m);
+}
+
+static void stop_haproxy(struct fx_stack *s)
+{
+	fx_haproxy_master_stop(s->hap_master);
 	s->hap_master = 0;
 }
 

@@ -79,6 +79,10 @@ int fx_stack_log_count(const struct fx_stack *s, const char *text);
  * controller started (again), found through the master socket. */
 void fx_stack_haproxy_kill(struct fx_stack *s);
 void fx_stack_track_haproxy(struct fx_stack *s);
+/* The same for an HAProxy master found by other means (the fleet fixture's controllers): tracked
+ * (fx_track and the reaper) until fx_haproxy_master_stop stops it with its workers. */
+void fx_haproxy_master_track(pid_t master);
+void fx_haproxy_master_stop(pid_t master);
 
 /* Registry writes through etcd's gateway (s->etcd directly, never through the proxy). */
 void fx_stack_put(struct fx_stack *s, const char *service, const char *instance, const char *json);
