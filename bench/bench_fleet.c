@@ -64,18 +64,21 @@ static void print_versions(void)
 /* The lead's targets; prints each and returns how many are missed. */
 static int check_targets(const struct fx_fleet_report *r)
 {
-	struct fx_fleet_stats all, win;
+	struct fx_fleet_stats all, steady, win;
 	int lost = 0, dup = 0, missed = 0;
-	fx_fleet_stats(r, -1, false, &all);
-	fx_fleet_stats(r, -1, true, &win);
+	fx_fleet_stats(r, -1, FX_FLEET_ALL, &all);
+	fx_fleet_stats(r, -1, FX_FLEET_STEADY, &steady);
+	fx_fleet_stats(r, -1, FX_FLEET_KILL, &win);
 	for (int c = 0; c < r->o.controllers; c++) {
 		lost += r->ctl[c].final.lost;
 		dup += r->ctl[c].final.dup;
 	}
-	bool p99_ok = all.p99 >= 0 && all.p99 <= 20.0;
+	/* The p99 target is the steady state's; the kill has its own (none later than 2 s). */
+	bool p99_ok = steady.p99 >= 0 && steady.p99 <= 20.0;
 	bool loss_ok = lost == 0 && dup == 0 && all.unseen == 0 && r->failed == 0;
 	bool kill_ok = r->leader < 0 || (win.over_2s == 0 && win.unseen == 0);
-	printf("target fleet-wide p99 <= 20 ms at %d changes/s: %.2f ms %s\n", r->o.rate, all.p99, p99_ok ? "MET" : "MISSED");
+	printf("target fleet-wide p99 <= 20 ms at %d changes/s (outside +-%d ms of the kill): %.2f ms %s (whole run "
+	       "%.2f ms)\n", r->o.rate, r->o.window_ms, steady.p99, p99_ok ? "MET" : "MISSED", all.p99);
 	printf("target 0 lost, 0 duplicated: lost %d, duplicated %d, never seen %lld, writes failed %ld %s\n", lost, dup,
 	       (long long)all.unseen, r->failed, loss_ok ? "MET" : "MISSED");
 	if (r->leader >= 0)

@@ -45,8 +45,8 @@ static void test_fleet_churn_across_a_leader_kill(void **state)
 	fx_fleet_print(&r, stderr);
 
 	struct fx_fleet_stats all, win;
-	fx_fleet_stats(&r, -1, false, &all);
-	fx_fleet_stats(&r, -1, true, &win);
+	fx_fleet_stats(&r, -1, FX_FLEET_ALL, &all);
+	fx_fleet_stats(&r, -1, FX_FLEET_KILL, &win);
 	assert_true(r.leader >= 0);          /* a leader was found and killed */
 	assert_int_equal(r.failed, 0);       /* every write got through, across the kill too */
 	assert_int_equal(all.unseen, 0);     /* every change reached all 4 HAProxys */

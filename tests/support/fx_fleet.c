@@ -1153,13 +1153,19 @@ static bool in_window(const struct fx_fleet_report *r, const struct fx_fleet_cha
 	return r->kill_us > 0 && ch->sent_us >= r->kill_us - w && ch->sent_us <= r->kill_us + w;
 }
 
-static void stats_of(const struct fx_fleet_report *r, int ctl, bool window, int kind, struct fx_fleet_stats *out)
+static bool in_span(const struct fx_fleet_report *r, const struct fx_fleet_change *ch, enum fx_fleet_span span)
+{
+	return span == FX_FLEET_ALL || in_window(r, ch) == (span == FX_FLEET_KILL);
+}
+
+static void stats_of(const struct fx_fleet_report *r, int ctl, enum fx_fleet_span span, int kind,
+		     struct fx_fleet_stats *out)
 {
 	int64_t *lat = xcalloc((size_t)r->n_ch + 1, sizeof(*lat));
 	memset(out, 0, sizeof(*out));
 	for (int64_t i = 0; i < r->n_ch; i++) {
 		const struct fx_fleet_change *ch = &r->ch[i];
-		if (ch->sent_us == 0 || ch->failed || (window && !in_window(r, ch)) || (kind >= 0 && ch->kind != kind))
+		if (ch->sent_us == 0 || ch->failed || !in_span(r, ch, span) || (kind >= 0 && ch->kind != kind))
 			continue;
 		int64_t seen = 0;
 		bool all = true;
@@ -1183,17 +1189,18 @@ static void stats_of(const struct fx_fleet_report *r, int ctl, bool window, int 
 	free(lat);
 }
 
-void fx_fleet_stats(const struct fx_fleet_report *r, int ctl, bool window, struct fx_fleet_stats *out)
+void fx_fleet_stats(const struct fx_fleet_report *r, int ctl, enum fx_fleet_span span, struct fx_fleet_stats *out)
 {
-	stats_of(r, ctl, window, -1, out);
+	stats_of(r, ctl, span, -1, out);
 }
 
-/* Write times (acked - sent) of the changes, all or in the window: p50, p99, max in ms. */
-static void write_stats(const struct fx_fleet_report *r, bool window, double *p50, double *p99, double *max)
+/* Write times (acked - sent) of the changes of a span: p50, p99, max in ms. */
+static void write_stats(const struct fx_fleet_report *r, enum fx_fleet_span span, double *p50, double *p99,
+			double *max)
 {
 	int64_t *v = xcalloc((size_t)r->n_ch + 1, sizeof(*v)), n = 0;
 	for (int64_t i = 0; i < r->n_ch; i++)
-		if (r->ch[i].acked_us > 0 && (!window || in_window(r, &r->ch[i])))
+		if (r->ch[i].acked_us > 0 && in_span(r, &r->ch[i], span))
 			v[n++] = r->ch[i].acked_us - r->ch[i].sent_us;
 	qsort(v, (size_t)n, sizeof(*v), cmp_i64);
 	*p50 = pct_ms(v, n, 0.5);
@@ -1209,12 +1216,13 @@ static double since_start_s(const struct fx_fleet_report *r, int64_t t)
 
 static void print_lat_row(const struct fx_fleet_report *r, FILE *out, const char *who, int ctl)
 {
-	struct fx_fleet_stats a, w;
-	fx_fleet_stats(r, ctl, false, &a);
-	fx_fleet_stats(r, ctl, true, &w);
-	fprintf(out, "  %-6s %6lld %8.2f %8.2f %8.2f %4lld %4lld   | %5lld %8.2f %8.2f %8.2f %4lld %4lld\n", who,
-		(long long)a.n, a.p50, a.p99, a.max, (long long)a.over_2s, (long long)a.unseen, (long long)w.n, w.p50,
-		w.p99, w.max, (long long)w.over_2s, (long long)w.unseen);
+	struct fx_fleet_stats a, st, w;
+	fx_fleet_stats(r, ctl, FX_FLEET_ALL, &a);
+	fx_fleet_stats(r, ctl, FX_FLEET_STEADY, &st);
+	fx_fleet_stats(r, ctl, FX_FLEET_KILL, &w);
+	fprintf(out, "  %-6s %6lld %8.2f %8.2f %8.2f %4lld %4lld | %6lld %8.2f %8.2f %8.2f | %5lld %8.2f %8.2f %8.2f %4lld %4lld\n",
+		who, (long long)a.n, a.p50, a.p99, a.max, (long long)a.over_2s, (long long)a.unseen, (long long)st.n,
+		st.p50, st.p99, st.max, (long long)w.n, w.p50, w.p99, w.max, (long long)w.over_2s, (long long)w.unseen);
 }
 
 void fx_fleet_print(const struct fx_fleet_report *r, FILE *out)
@@ -1242,16 +1250,17 @@ void fx_fleet_print(const struct fx_fleet_report *r, FILE *out)
 	else if (r->leader >= 0)
 		fprintf(out, "no new leader seen before the restart\n");
 	double p50, p99, max, wp50, wp99, wmax;
-	write_stats(r, false, &p50, &p99, &max);
-	write_stats(r, true, &wp50, &wp99, &wmax);
+	write_stats(r, FX_FLEET_ALL, &p50, &p99, &max);
+	write_stats(r, FX_FLEET_KILL, &wp50, &wp99, &wmax);
 	fprintf(out, "etcd write (sent -> 200): p50 %.2f p99 %.2f max %.2f ms; within +-%d ms of the kill: p50 %.2f "
 		     "p99 %.2f max %.2f ms\n",
 		p50, p99, max, o->window_ms, wp50, wp99, wmax);
 	fprintf(out, "latency, ms: put sent -> visible in `show servers state` (fleet: the last of %d HAProxys)\n",
 		o->controllers);
-	fprintf(out, "  %-6s %-42s | changes sent within +-%d ms of the kill\n", "", "whole run", o->window_ms);
-	fprintf(out, "  %-6s %6s %8s %8s %8s %4s %4s   | %5s %8s %8s %8s %4s %4s\n", "", "n", "p50", "p99", "max", ">2s",
-		"miss", "n", "p50", "p99", "max", ">2s", "miss");
+	fprintf(out, "  %-6s %-42s | %-33s | changes sent within +-%d ms of the kill\n", "", "whole run",
+		"the others (steady)", o->window_ms);
+	fprintf(out, "  %-6s %6s %8s %8s %8s %4s %4s | %6s %8s %8s %8s | %5s %8s %8s %8s %4s %4s\n", "", "n", "p50", "p99",
+		"max", ">2s", "miss", "n", "p50", "p99", "max", "n", "p50", "p99", "max", ">2s", "miss");
 	for (int c = 0; c < o->controllers; c++) {
 		char who[16];
 		snprintf(who, sizeof(who), "ctl%d", c);
@@ -1262,7 +1271,7 @@ void fx_fleet_print(const struct fx_fleet_report *r, FILE *out)
 	fprintf(out, "  fleet-wide by kind, whole run:");
 	for (int k = 0; k < 3; k++) {
 		struct fx_fleet_stats ks;
-		stats_of(r, -1, false, k, &ks);
+		stats_of(r, -1, FX_FLEET_ALL, k, &ks);
 		fprintf(out, "%s %s p50 %.2f p99 %.2f max %.2f", k ? ";" : "", kinds[k], ks.p50, ks.p99, ks.max);
 	}
 	fprintf(out, " (a delete is visible at the drain)\n");
@@ -1296,10 +1305,10 @@ void fx_fleet_print(const struct fx_fleet_report *r, FILE *out)
 	fprintf(out, "; this harness (writers, pollers, relays) %.1f%%\n", r->harness_cpu_pct);
 }
 
-static json_t *stats_json(const struct fx_fleet_report *r, int ctl, bool window)
+static json_t *stats_json(const struct fx_fleet_report *r, int ctl, enum fx_fleet_span span)
 {
 	struct fx_fleet_stats s;
-	fx_fleet_stats(r, ctl, window, &s);
+	fx_fleet_stats(r, ctl, span, &s);
 	return json_pack("{s:I,s:f,s:f,s:f,s:I,s:I}", "n", (json_int_t)s.n, "p50_ms", s.p50, "p99_ms", s.p99, "max_ms",
 			 s.max, "over_2s", (json_int_t)s.over_2s, "unseen", (json_int_t)s.unseen);
 }
@@ -1316,8 +1325,9 @@ char *fx_fleet_json(const struct fx_fleet_report *r)
 		dup += x->final.dup;
 		resync += x->resyncs;
 		json_array_append_new(
-			ctls, json_pack("{s:i,s:o,s:o,s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "index", c, "all", stats_json(r, c, false),
-					"kill_window", stats_json(r, c, true), "servers", x->final.servers, "lost",
+			ctls, json_pack("{s:i,s:o,s:o,s:o,s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "index", c, "all",
+					stats_json(r, c, FX_FLEET_ALL), "steady", stats_json(r, c, FX_FLEET_STEADY),
+					"kill_window", stats_json(r, c, FX_FLEET_KILL), "servers", x->final.servers, "lost",
 					x->final.lost, "duplicated", x->final.dup, "lingering", x->final.lingering,
 					"resyncs", x->resyncs, "etcd_requests_per_s",
 					x->requests >= 0 ? (double)x->requests / r->window_s : -1.0, "cpu_pct", x->cpu_pct,
@@ -1326,13 +1336,13 @@ char *fx_fleet_json(const struct fx_fleet_report *r)
 	}
 	for (int m = 0; m < o->members; m++)
 		json_array_append_new(cpu, json_real(r->etcd_cpu_pct[m]));
-	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:I,s:I,s:I,s:o,s:o,s:o,s:i,s:i,s:f,s:i,s:i,s:o,s:f}",
+	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:i,s:i,s:f,s:i,s:i,s:o,s:f}",
 			      "commit", VX_VERSION, "members", o->members, "controllers", o->controllers, "instances",
 			      o->instances, "services", o->services, "rate", o->rate, "seconds", o->seconds,
 			      "window_s", r->window_s, "converge_ms", (double)r->converge_us / 1e3, "changes",
 			      (json_int_t)r->n_ch, "write_retries", (json_int_t)r->retries, "writes_failed",
-			      (json_int_t)r->failed, "fleet", stats_json(r, -1, false), "fleet_kill_window",
-			      stats_json(r, -1, true), "per_controller", ctls, "lost", lost, "duplicated", dup,
+			      (json_int_t)r->failed, "fleet", stats_json(r, -1, FX_FLEET_ALL), "fleet_steady",
+			      stats_json(r, -1, FX_FLEET_STEADY), "fleet_kill_window", stats_json(r, -1, FX_FLEET_KILL), "per_controller", ctls, "lost", lost, "duplicated", dup,
 			      "resyncs", resync, "leader_killed", r->leader + 1, "etcd_keys", r->etcd_keys,
 			      "etcd_cpu_pct", cpu, "harness_cpu_pct", r->harness_cpu_pct);
 	json_object_set_new(j, "achieved_rate", json_real((double)r->n_ch / r->window_s));

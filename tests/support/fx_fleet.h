@@ -110,9 +110,13 @@ struct fx_fleet_report {
 	struct fx_fleet_ctl ctl[FX_FLEET_MAX_CTL];
 };
 
+/* Which changes count: all, those sent within +-window_ms of the kill, or the others (steady
+ * state: the run without the kill's election and retries). */
+enum fx_fleet_span { FX_FLEET_ALL, FX_FLEET_KILL, FX_FLEET_STEADY };
+
 /* Latency of changes (seen - sent), ms: one controller (ctl >= 0) or fleet-wide (ctl < 0:
- * the last of all controllers to see it). window: only changes sent within +-window_ms of the
- * kill. unseen: changes (not failed) a controller never saw; over_2s: latency above 2 s. */
+ * the last of all controllers to see it), over a span. unseen: changes (not failed) a
+ * controller never saw; over_2s: latency above 2 s. */
 struct fx_fleet_stats {
 	int64_t n, unseen, over_2s;
 	double p50, p99, max;
@@ -124,7 +128,7 @@ struct fx_fleet_stats {
 void fx_fleet_defaults(struct fx_fleet_opts *o);
 /* The whole run; everything it started is stopped when it returns. */
 void fx_fleet_run(const struct fx_fleet_opts *o, struct fx_fleet_report *r);
-void fx_fleet_stats(const struct fx_fleet_report *r, int ctl, bool window, struct fx_fleet_stats *out);
+void fx_fleet_stats(const struct fx_fleet_report *r, int ctl, enum fx_fleet_span span, struct fx_fleet_stats *out);
 /* The figures as text, and as one JSON object (caller frees). */
 void fx_fleet_print(const struct fx_fleet_report *r, FILE *f);
 char *fx_fleet_json(const struct fx_fleet_report *r);
