@@ -39,6 +39,7 @@
 #include "common/parse.h"
 #include "common/proc.h"
 #include "common/timeutil.h"
+#include "fx.h"
 #include "haproxy/hap.h"
 #include "registry/etcd.h"
 
@@ -59,19 +60,10 @@ static int64_t env_int(const char *name, int64_t def, int64_t max)
 	return s && parse_i64(s, 1, max, &v) == 0 ? v : def;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
 static double pct_ms(int64_t *v, size_t n, double p)
 {
-	if (n == 0)
-		return -1;
-	qsort(v, n, sizeof(*v), cmp_i64);
-	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-	return (double)v[i] / 1000.0;
+	qsort(v, n, sizeof(*v), fx_cmp_i64);
+	return fx_pct_ms(v, n, p);
 }
 
 /* ---------------------------------------------------------------- processes and files */
@@ -132,28 +124,9 @@ static bool etcd_healthy(void)
 	return ok;
 }
 
-/* A free loopback port not handed out before by this process: the kernel may offer the same
- * free port twice in a row. */
-static int unique_port(void)
-{
-	static int used[4096];
-	static size_t n_used;
-	for (;;) {
-		int p = net_free_port();
-		bool seen = p <= 0;
-		for (size_t i = 0; i < n_used && !seen; i++)
-			seen = used[i] == p;
-		if (!seen) {
-			if (n_used < sizeof(used) / sizeof(used[0]))
-				used[n_used++] = p;
-			return p;
-		}
-	}
-}
-
 static void start_etcd(void)
 {
-	int cport = unique_port(), pport = unique_port();
+	int cport = fx_unique_port(), pport = fx_unique_port();
 	char curl_s[64], purl[64], cluster[96];
 	snprintf(etcd_url, sizeof(etcd_url), "http://127.0.0.1:%d", cport);
 	snprintf(curl_s, sizeof(curl_s), "%s", etcd_url);
@@ -191,7 +164,7 @@ static void write_config(int n_services, const char *svc_prefix)
 	buf_printf(&b, "services:\n");
 	for (int i = 0; i < n_services; i++)
 		buf_printf(&b, "  - name: %s%03d\n    bind: 127.0.0.1:%d\n    health:\n      type: none\n", svc_prefix,
-			   i, unique_port());
+			   i, fx_unique_port());
 	FILE *f = fopen(cfg_path, "w");
 	if (!f || fwrite(b.data, 1, b.len, f) != b.len || fclose(f) != 0)
 		die(cfg_path, strerror(errno));
@@ -758,7 +731,7 @@ int main(void)
 	state_dir = xasprintf("%s/state", tmp);
 	runtime_sock = xasprintf("%s/runtime.sock", state_dir);
 	master_sock = xasprintf("%s/master.sock", state_dir);
-	snprintf(metrics_port_s, sizeof(metrics_port_s), "%d", unique_port());
+	snprintf(metrics_port_s, sizeof(metrics_port_s), "%d", fx_unique_port());
 	start_etcd();
 	CURL *c = curl_easy_init();
 

@@ -77,6 +77,7 @@
 #include "common/parse.h"
 #include "common/proc.h"
 #include "common/timeutil.h"
+#include "fx.h"
 #include "haproxy/hap.h"
 
 #define SERVICE "conv"
@@ -158,25 +159,10 @@ static int lookup_target(const char *s)
 	return -1;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return (x > y) - (x < y);
-}
-
-/* The p-quantile of sorted v (nearest rank), in ms; -1 when empty. */
-static double pct_ms(const int64_t *v, size_t n, double p)
-{
-	if (n == 0)
-		return -1;
-	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-	return (double)v[i] / 1000.0;
 }
 
 /* ---------------------------------------------------------------- the guardian */
@@ -252,25 +238,6 @@ static char *tmp;
 static pid_t etcd_pid, ctl_pid, ctl_hap_pgid, bare_hap_pid;
 static char etcd_url[64];
 static bool keep_tmp;
-
-/* A free loopback port not handed out before by this process. */
-static int unique_port(void)
-{
-	static int used[256];
-	static size_t n_used;
-	for (int attempt = 0; attempt < 1000; attempt++) {
-		int p = net_free_port();
-		bool seen = p <= 0;
-		for (size_t i = 0; i < n_used && !seen; i++)
-			seen = used[i] == p;
-		if (!seen) {
-			used[n_used++ % (sizeof(used) / sizeof(used[0]))] = p;
-			return p;
-		}
-	}
-	die("port", "no free loopback port");
-	return -1;
-}
 
 static void write_file(const char *path, const struct buf *b)
 {
@@ -707,7 +674,7 @@ static void veltrix_config(const char *path, const char *state_dir)
 	if (delay && *delay)
 		buf_printf(&b, "  max_batch_delay: %s\n", delay);
 	buf_printf(&b, "services:\n  - name: " SERVICE "\n    bind: 127.0.0.1:%d\n    health:\n      type: none\n",
-		   unique_port());
+		   fx_unique_port());
 	write_file(path, &b);
 	buf_release(&b);
 }
@@ -900,7 +867,7 @@ static void bare_config(const char *path, const char *sock, int pool)
 		       "    bind 127.0.0.1:%d\n    default_backend " SERVICE "\n\nbackend " SERVICE "\n    mode http\n"
 		       "    balance leastconn\n    timeout queue 5s\n    retries 3\n    retry-on conn-failure empty-response\n"
 		       "    option redispatch 1\n    http-reuse safe\n",
-		   sock, unique_port());
+		   sock, fx_unique_port());
 	for (int s = 0; s < pool; s++) {
 		char name[16];
 		pool_name(s, name, sizeof(name));
@@ -1158,14 +1125,14 @@ static void cell_summarize(struct cell *c, int64_t last_sent, struct result *out
 		if (c->seen_us[i] > 0 && d <= c->timeout_us)
 			lat[n++] = d;
 	}
-	qsort(lat, n, sizeof(*lat), cmp_i64);
-	*out = (struct result){ .p50 = pct_ms(lat, n, 0.50), .p99 = pct_ms(lat, n, 0.99), .max = pct_ms(lat, n, 1.0),
+	qsort(lat, n, sizeof(*lat), fx_cmp_i64);
+	*out = (struct result){ .p50 = fx_pct_ms(lat, n, 0.50), .p99 = fx_pct_ms(lat, n, 0.99), .max = fx_pct_ms(lat, n, 1.0),
 				.seen = (int64_t)n, .lost = c->n - (int64_t)n, .errors = atomic_load(&c->errors) };
 	for (int64_t i = 0; i < c->n; i++)
 		lat[i] = c->acked_us[i] - c->sent_us[i];
-	qsort(lat, (size_t)c->n, sizeof(*lat), cmp_i64);
-	out->put_p50 = pct_ms(lat, (size_t)c->n, 0.50);
-	out->put_p99 = pct_ms(lat, (size_t)c->n, 0.99);
+	qsort(lat, (size_t)c->n, sizeof(*lat), fx_cmp_i64);
+	out->put_p50 = fx_pct_ms(lat, (size_t)c->n, 0.50);
+	out->put_p99 = fx_pct_ms(lat, (size_t)c->n, 0.99);
 	int64_t span = last_sent - c->start_us;
 	out->achieved = c->n > 1 && span > 0 ? (double)(c->n - 1) * 1e6 / (double)span : c->rate;
 	out->poll_ms = c->polls > 1 ? (double)c->poll_span_us / 1000.0 / (double)(c->polls - 1) : -1;
@@ -1401,8 +1368,8 @@ static void print_tsv(const struct plan *p, const char *commit)
 static void start_etcd(void)
 {
 	char purl[64], cluster[96];
-	snprintf(etcd_url, sizeof(etcd_url), "http://127.0.0.1:%d", unique_port());
-	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", unique_port());
+	snprintf(etcd_url, sizeof(etcd_url), "http://127.0.0.1:%d", fx_unique_port());
+	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", fx_unique_port());
 	snprintf(cluster, sizeof(cluster), "b=%s", purl);
 	char *data = xasprintf("%s/etcd", tmp), *log = xasprintf("%s/etcd.log", tmp);
 	const char *argv[] = { "etcd", "--name", "b", "--data-dir", data, "--listen-client-urls", etcd_url,

@@ -23,6 +23,7 @@
 #include "common/parse.h"
 #include "common/proc.h"
 #include "common/timeutil.h"
+#include "fx.h"
 #include "registry/etcd.h"
 #include "registry/etcd_codec.h"
 
@@ -59,19 +60,10 @@ static long proc_kib(const char *field)
 	return v;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
 static double pct_ms(int64_t *v, size_t n, double p)
 {
-	if (n == 0)
-		return -1;
-	qsort(v, n, sizeof(*v), cmp_i64);
-	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-	return (double)v[i] / 1000.0;
+	qsort(v, n, sizeof(*v), fx_cmp_i64);
+	return fx_pct_ms(v, n, p);
 }
 
 /* ---------------------------------------------------------------- a local etcd */

@@ -21,19 +21,24 @@ struct ctl_service *ctl_service_find(struct controller *c, const char *name)
 	return NULL;
 }
 
-/* Memory is kept sorted by name: reconciles look servers up once per server per round, and
- * pools hold thousands. */
-static size_t mem_lower_bound(const struct ctl_service *s, const char *name)
+size_t ctl_name_lower_bound(const void *base, size_t n, size_t size, const char *name)
 {
-	size_t lo = 0, hi = s->n_mem;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (strcmp(s->mem[mid].name, name) < 0)
+		if (strcmp((const char *)base + mid * size, name) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+/* Memory is kept sorted by name: reconciles look servers up once per server per round, and
+ * pools hold thousands. */
+static size_t mem_lower_bound(const struct ctl_service *s, const char *name)
+{
+	return ctl_name_lower_bound(s->mem, s->n_mem, sizeof(*s->mem), name);
 }
 
 struct ctl_srv_mem *ctl_mem_get(struct ctl_service *s, const char *name, bool create)

@@ -139,6 +139,9 @@ struct controller {
 };
 
 /* controller.c */
+/* In an array of n structs of `size` bytes that start with their name, sorted by it: the index
+ * of the first one not below name. */
+size_t ctl_name_lower_bound(const void *base, size_t n, size_t size, const char *name);
 struct ctl_service *ctl_service_find(struct controller *c, const char *name);
 struct ctl_srv_mem *ctl_mem_get(struct ctl_service *s, const char *server, bool create);
 void ctl_mem_forget(struct ctl_service *s, const char *server);

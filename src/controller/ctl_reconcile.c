@@ -108,15 +108,7 @@ static int have_by_name(const void *a, const void *b)
 
 static size_t cache_lower_bound(const struct ctl_service *s, const char *name)
 {
-	size_t lo = 0, hi = s->n_cache;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (strcmp(s->cache[mid].name, name) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ctl_name_lower_bound(s->cache, s->n_cache, sizeof(*s->cache), name);
 }
 
 static struct ctl_have *cache_find(struct ctl_service *s, const char *name)

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -432,4 +433,39 @@ int fx_etcdctl(const struct fx_etcd *e, char **out, const char *const args[])
 		free(r.out);
 	free(r.err);
 	return r.status;
+}
+
+int fx_unique_port(void)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static int used[8192];
+	static size_t n_used;
+	pthread_mutex_lock(&mu);
+	for (int attempt = 0; attempt < 1000; attempt++) {
+		int p = net_free_port();
+		bool seen = p <= 0;
+		for (size_t i = 0; i < n_used && !seen; i++)
+			seen = used[i] == p;
+		if (seen)
+			continue;
+		used[n_used++ % (sizeof(used) / sizeof(used[0]))] = p;
+		pthread_mutex_unlock(&mu);
+		return p;
+	}
+	pthread_mutex_unlock(&mu);
+	fx_die("no free loopback port");
+}
+
+int fx_cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+double fx_pct_ms(const int64_t *v, size_t n, double p)
+{
+	if (n == 0)
+		return -1;
+	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+	return (double)v[i] / 1000.0;
 }

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Fails the test program on a setup error: prints "fixture: ..." and exits 99 (the atexit
@@ -24,6 +25,14 @@ const char *fx_veltrix_bin(void);
 char *fx_read_file(const char *path);
 void fx_write_file(const char *path, const char *content);
 char *fx_path(const char *dir, const char *name); /* dir/name, caller frees */
+/* A free loopback port this process has not handed out before: the kernel may offer the same
+ * free port twice while nobody binds it. Fails the program when there is none. */
+int fx_unique_port(void);
+
+/* Latency samples in microseconds: qsort comparator, and the p-quantile (nearest rank) of v
+ * sorted ascending, in ms (-1 when n is 0). */
+int fx_cmp_i64(const void *a, const void *b);
+double fx_pct_ms(const int64_t *v, size_t n, double p);
 
 /* Runs argv to completion with a timeout, capturing stdout and stderr (caller frees both). */
 struct fx_run {

@@ -78,26 +78,6 @@ static void note(const struct fleet *f, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A free loopback port not handed out before by this process (the kernel may offer the same
- * free port twice while nobody binds it). */
-static int unique_port(void)
-{
-	static int used[8192];
-	static size_t n_used;
-	for (int attempt = 0; attempt < 1000; attempt++) {
-		int p = net_free_port();
-		bool seen = p <= 0;
-		for (size_t i = 0; i < n_used && !seen; i++)
-			seen = used[i] == p;
-		if (seen)
-			continue;
-		if (n_used < sizeof(used) / sizeof(used[0]))
-			used[n_used++] = p;
-		return p;
-	}
-	fx_die("no free loopback port");
-}
-
 /* utime + stime of pid, in clock ticks (-1 when it is gone). */
 static long long cpu_ticks(pid_t pid)
 {
@@ -659,8 +639,8 @@ static void ctl_spawn(struct fleet *f, struct ctl *c)
 {
 	c->ports = xcalloc((size_t)f->o.services, sizeof(*c->ports));
 	for (int s = 0; s < f->o.services; s++)
-		c->ports[s] = unique_port();
-	snprintf(c->metrics_url, sizeof(c->metrics_url), "http://127.0.0.1:%d", unique_port());
+		c->ports[s] = fx_unique_port();
+	snprintf(c->metrics_url, sizeof(c->metrics_url), "http://127.0.0.1:%d", fx_unique_port());
 	write_config(f, c);
 	const char *argv[] = { fx_veltrix_bin(), "controller", "-c", c->cfg, NULL };
 	struct proc_opts po = { .stdout_path = c->log, .stderr_path = c->log, .new_pgrp = true, .die_with_parent = true };
@@ -1133,20 +1113,6 @@ void fx_fleet_run(const struct fx_fleet_opts *o, struct fx_fleet_report *r)
 
 /* ---------------------------------------------------------------- figures */
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
-static double pct_ms(const int64_t *v, int64_t n, double p)
-{
-	if (n == 0)
-		return -1;
-	int64_t i = (int64_t)(p * (double)(n - 1) + 0.5);
-	return (double)v[i] / 1000.0;
-}
-
 static bool in_window(const struct fx_fleet_report *r, const struct fx_fleet_change *ch)
 {
 	int64_t w = (int64_t)r->o.window_ms * 1000;
@@ -1182,10 +1148,10 @@ static void stats_of(const struct fx_fleet_report *r, int ctl, enum fx_fleet_spa
 		lat[out->n++] = seen - ch->sent_us;
 		out->over_2s += seen - ch->sent_us > 2 * USEC_PER_SEC;
 	}
-	qsort(lat, (size_t)out->n, sizeof(*lat), cmp_i64);
-	out->p50 = pct_ms(lat, out->n, 0.50);
-	out->p99 = pct_ms(lat, out->n, 0.99);
-	out->max = pct_ms(lat, out->n, 1.0);
+	qsort(lat, (size_t)out->n, sizeof(*lat), fx_cmp_i64);
+	out->p50 = fx_pct_ms(lat, (size_t)out->n, 0.50);
+	out->p99 = fx_pct_ms(lat, (size_t)out->n, 0.99);
+	out->max = fx_pct_ms(lat, (size_t)out->n, 1.0);
 	free(lat);
 }
 
@@ -1202,10 +1168,10 @@ static void write_stats(const struct fx_fleet_report *r, enum fx_fleet_span span
 	for (int64_t i = 0; i < r->n_ch; i++)
 		if (r->ch[i].acked_us > 0 && in_span(r, &r->ch[i], span))
 			v[n++] = r->ch[i].acked_us - r->ch[i].sent_us;
-	qsort(v, (size_t)n, sizeof(*v), cmp_i64);
-	*p50 = pct_ms(v, n, 0.5);
-	*p99 = pct_ms(v, n, 0.99);
-	*max = pct_ms(v, n, 1.0);
+	qsort(v, (size_t)n, sizeof(*v), fx_cmp_i64);
+	*p50 = fx_pct_ms(v, (size_t)n, 0.5);
+	*p99 = fx_pct_ms(v, (size_t)n, 0.99);
+	*max = fx_pct_ms(v, (size_t)n, 1.0);
 	free(v);
 }
 

@@ -110,25 +110,6 @@ static bool pid_gone(pid_t pid)
 
 /* ---- configuration ---- */
 
-/* A free loopback port not handed out before by this fixture: the kernel may offer the same
- * free port twice in a row, and two services on one port make an invalid configuration. */
-static int free_port(void)
-{
-	static int used[256];
-	static size_t n_used;
-	for (int attempt = 0; attempt < 100; attempt++) {
-		int p = net_free_port();
-		bool seen = p <= 0;
-		for (size_t i = 0; i < n_used && !seen; i++)
-			seen = used[i] == p;
-		if (seen)
-			continue;
-		used[n_used++ % (sizeof(used) / sizeof(used[0]))] = p;
-		return p;
-	}
-	fx_die("no free loopback port");
-}
-
 static bool has_key(const char *yaml, const char *key)
 {
 	return yaml && strstr(yaml, key);
@@ -181,7 +162,7 @@ int fx_stack_add_service(struct fx_stack *s, const char *name, const char *yaml)
 	struct fx_stack_service *sv = &s->svcs[s->n_svcs];
 	sv->name = name;
 	sv->yaml = yaml;
-	sv->port = free_port();
+	sv->port = fx_unique_port();
 	s->n_svcs++;
 	fx_stack_write_config(s);
 	return s->n_svcs - 1;
@@ -597,7 +578,7 @@ void fx_stack_start(struct fx_stack *s, const struct fx_stack_opts *o, const str
 						  : fx_path(s->state_dir, "runtime.sock");
 	s->master_sock = fx_path(s->state_dir, "master.sock");
 	s->ctl_log = fx_path(s->dir, "controller.log");
-	snprintf(s->metrics_url, sizeof(s->metrics_url), "http://127.0.0.1:%d", free_port());
+	snprintf(s->metrics_url, sizeof(s->metrics_url), "http://127.0.0.1:%d", fx_unique_port());
 	fx_etcd_start(&s->etcd);
 	if (o->etcd_via_proxy)
 		s->proxy = fx_proxy_start(s->etcd.client_port);
@@ -613,7 +594,7 @@ void fx_stack_start(struct fx_stack *s, const struct fx_stack_opts *o, const str
 	}
 	for (int i = 0; i < n; i++) {
 		s->svcs[i] = svcs[i];
-		s->svcs[i].port = free_port();
+		s->svcs[i].port = fx_unique_port();
 	}
 	s->n_svcs = n;
 	fx_stack_write_config(s);
