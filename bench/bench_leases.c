@@ -13,7 +13,8 @@
  * shared per endpoint (the client's pool keeps at most 4 idle connections per endpoint, more
  * are opened for bursts and closed again). BENCH_LEASES_PER_CLIENT=k gives every k leases
  * their own client instead (k = 1: one client, hence one kept-alive connection, per lease,
- * exactly like N agents). Registrations are started at N per TTL/3 (or as fast as etcd takes
+ * exactly like N agents; there the keepalive starts once the put is answered, so the two share
+ * that connection — an agent starts both at once and keeps two). Registrations are started at N per TTL/3 (or as fast as etcd takes
  * them, at most BENCH_LEASES_CONC in flight), so keepalives are spread over the interval as
  * independently started agents would be, not fired in one burst.
  *
