@@ -94,7 +94,7 @@ static void xfer_destroy(struct etcd_xfer *x)
 	free(x);
 }
 
-static void reap(struct etcd_client *c)
+static void reap_xfers(struct etcd_client *c)
 {
 	for (struct etcd_xfer **p = &c->xfers; *p;) {
 		struct etcd_xfer *x = *p;
@@ -105,6 +105,10 @@ static void reap(struct etcd_client *c)
 			p = &x->next;
 		}
 	}
+}
+
+static void reap_objs(struct etcd_client *c)
+{
 	for (struct etcd_obj **p = &c->objs; *p;) {
 		struct etcd_obj *o = *p;
 		if (o->zombie) {
@@ -113,6 +117,21 @@ static void reap(struct etcd_client *c)
 		} else {
 			p = &o->next;
 		}
+	}
+}
+
+/* Walks a list only when something in it was closed or freed: every callback ends here, and a
+ * client holding many keepalives would otherwise walk all of them on every tick of each (and
+ * after every answer). */
+static void reap(struct etcd_client *c)
+{
+	if (c->reap_xfers) {
+		c->reap_xfers = false;
+		reap_xfers(c);
+	}
+	if (c->reap_objs) {
+		c->reap_objs = false;
+		reap_objs(c);
 	}
 }
 
@@ -144,6 +163,7 @@ void etcd_obj_free(struct etcd_obj *o)
 	}
 	o->detach(o);
 	o->zombie = true;
+	c->reap_objs = true;
 	if (c->depth == 0)
 		reap(c);
 }
@@ -178,6 +198,7 @@ void etcd_xfer_close(struct etcd_xfer *x)
 	if (!x || x->dead)
 		return;
 	x->dead = true;
+	x->c->reap_xfers = true;
 	if (x->hx)
 		etcd_http_stop(x);
 	if (x->cx)
@@ -392,6 +413,7 @@ static void close_everything(struct etcd_client *c)
 	for (struct etcd_xfer *x = c->xfers; x; x = x->next)
 		etcd_xfer_close(x);
 	c->depth = 0;
+	c->reap_xfers = c->reap_objs = true;
 	reap(c);
 	for (struct etcd_obj *o = c->objs, *n; o; o = n) {
 		n = o->next;

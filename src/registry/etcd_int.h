@@ -114,6 +114,8 @@ struct etcd_client {
 	struct etcd_xfer *xfers;
 	struct etcd_obj *objs;
 	int depth;
+	bool reap_xfers; /* a transfer was closed since the last reap */
+	bool reap_objs;  /* a watch or keepalive was freed since the last reap */
 	uint64_t rng;
 };
 
