@@ -105,6 +105,7 @@ struct agent *agent_new(struct ev_loop *loop, const struct agent_opts *o, struct
 		return NULL;
 	struct agent *a = xcalloc(1, sizeof(*a));
 	a->loop = loop;
+	a->share_lock_fd = a->share_member_fd = a->share_orphan_fd = -1;
 	copy_opts(a, o);
 	char address[NET_IP_MAX];
 	a->address_given = a->address_final = o->address != NULL;

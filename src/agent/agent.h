@@ -38,6 +38,7 @@ struct agent_opts {
 	int64_t drain_timeout_us;
 	int64_t load_report_interval_us; /* at most one load report (load.latency_ms) per interval */
 	const char *prefix;   /* NULL: REG_DEFAULT_PREFIX */
+	const char *shared_lease; /* a directory: share one lease with the host's other agents (NULL: own) */
 	const struct etcd_opts *etcd;
 	char *const *command; /* NULL, or the argv of the service to supervise */
 };

@@ -67,6 +67,15 @@ struct agent {
 	char last_error[VXERR_MAX];           /* last etcd error logged (repeats are not) */
 	bool ka_troubled;
 	bool revoke_given_up;
+	/* ---- the host's shared lease (agent_share.c) ---- */
+	char *share_dir;       /* NULL: a lease of its own */
+	int share_lock_fd;     /* >= 0: this agent is the keeper */
+	int64_t share_checking; /* the lease being looked at before the keeper adopts it */
+	int share_member_fd;    /* this agent's member lock */
+	int share_orphan_fd;    /* the keeper: a dead member's lock, held while its key is deleted */
+	char *share_orphan_path;
+	char share_orphan_key[REG_KEY_MAX];
+	ev_timer share_tick;
 	/* ---- lifecycle ---- */
 	enum agent_phase phase;
 	int signals;
@@ -93,6 +102,24 @@ char *agent_value(const struct agent *a, struct vxerr *err);
 const char *agent_lease_hex(int64_t id, char out[17]);
 /* The stop deadline passed: give up revoking (the lease expires by itself). */
 void agent_reg_give_up(struct agent *a);
+/* Pieces agent_share.c builds on. */
+void agent_reg_grant(struct agent *a);
+void agent_reg_keep_alive(struct agent *a); /* on a->lease, a->lease_ttl_s */
+void agent_reg_drop_keepalive(struct agent *a);
+void agent_reg_lease_dropped(struct agent *a, const char *reason);
+bool agent_reg_is_old_lease(const struct agent *a, int64_t id);
+void agent_reg_failed(struct agent *a, const char *call, const struct etcd_resp *r);
+
+/* ---- agent_share.c ---- */
+/* dir NULL: no shared lease. */
+int agent_share_init(struct agent *a, const char *dir, struct vxerr *err);
+void agent_share_release(struct agent *a);
+/* Instead of a grant: become the keeper (grant, or adopt a live lease the file names) or bind
+ * to the keeper's lease. */
+void agent_share_join(struct agent *a);
+void agent_share_granted(struct agent *a); /* the keeper writes the file */
+/* Instead of the revoke: delete the key while it is bound to the lease, then agent_stopped. */
+void agent_share_leave(struct agent *a);
 
 /* ---- agent.c ---- */
 /* The lease is revoked (or given up): stop the supervised service, or leave the loop. */

@@ -1,5 +1,6 @@
-/* The agent's registration: a lease, a txn that writes the key only when it is absent or
- * already ours, keepalives, re-registration after a lease loss, and the revoke at the end.
+/* The agent's registration: a lease (its own, or the host's shared one: agent_share.c), a txn
+ * that writes the key only when it is absent or already ours, keepalives, re-registration after
+ * a lease loss, and the revoke (or, with a shared lease, the key's delete) at the end.
  *
  * One etcd call is in flight at a time, and every step starts from agent_reg_sync, which
  * compares what etcd should hold with what it holds as far as the agent knows. So a missed or
@@ -71,7 +72,7 @@ static void backoff(struct agent *a, int64_t min_us, int64_t max_us)
 	ev_timer_start(a->loop, &a->retry);
 }
 
-static void etcd_failed(struct agent *a, const char *call, const struct etcd_resp *r)
+void agent_reg_failed(struct agent *a, const char *call, const struct etcd_resp *r)
 {
 	const char *why = r->error ? r->error : etcd_code_name((int)r->code);
 	if (strcmp(why, a->last_error) != 0) {
@@ -94,7 +95,7 @@ static void etcd_answered(struct agent *a)
 
 /* ---- lease ---- */
 
-static bool is_old_lease(const struct agent *a, int64_t id)
+bool agent_reg_is_old_lease(const struct agent *a, int64_t id)
 {
 	for (int i = 0; id && i < AGENT_OLD_LEASES; i++)
 		if (a->old_leases[i] == id)
@@ -102,14 +103,12 @@ static bool is_old_lease(const struct agent *a, int64_t id)
 	return false;
 }
 
-static void lease_dropped(struct agent *a, const char *reason)
+void agent_reg_lease_dropped(struct agent *a, const char *reason)
 {
 	char hex[17];
 	memmove(a->old_leases + 1, a->old_leases, sizeof(a->old_leases[0]) * (AGENT_OLD_LEASES - 1));
 	a->old_leases[0] = a->lease;
-	etcd_keepalive_free(a->ka); /* safe inside the keepalive's own callback */
-	a->ka = NULL;
-	a->ka_troubled = false;
+	agent_reg_drop_keepalive(a); /* safe inside the keepalive's own callback */
 	if (a->phase == AGENT_RUNNING)
 		log_warn("lease lost, registering again", "lease=%s key=%s reason=%s", agent_lease_hex(a->lease, hex),
 			 a->key, log_q(reason));
@@ -147,17 +146,34 @@ static void ka_trouble(void *arg, const char *detail)
 
 static void ka_lost(void *arg, const char *reason)
 {
-	lease_dropped(arg, reason);
+	agent_reg_lease_dropped(arg, reason);
+}
+
+void agent_reg_drop_keepalive(struct agent *a)
+{
+	etcd_keepalive_free(a->ka);
+	a->ka = NULL;
+	a->ka_troubled = false;
+}
+
+void agent_reg_keep_alive(struct agent *a)
+{
+	char hex[17];
+	struct vxerr err;
+	struct etcd_keepalive_cbs cbs = { ka_renewed, ka_lost, ka_trouble, a };
+	agent_reg_drop_keepalive(a);
+	a->ka = etcd_keepalive_start(a->etcd, a->lease, a->lease_ttl_s, &cbs, &err);
+	if (!a->ka)
+		log_error("cannot keep the lease alive", "lease=%s error=%s", agent_lease_hex(a->lease, hex), log_q(err.msg));
 }
 
 static void on_granted(void *arg, struct etcd_resp *r)
 {
 	struct agent *a = arg;
 	char hex[17];
-	struct vxerr err;
 	a->busy = false;
 	if (r->code != ETCD_OK) {
-		etcd_failed(a, "lease grant", r);
+		agent_reg_failed(a, "lease grant", r);
 		return;
 	}
 	etcd_answered(a);
@@ -165,15 +181,15 @@ static void on_granted(void *arg, struct etcd_resp *r)
 	a->lease_ttl_s = r->ttl;
 	a->expect = EXPECT_ABSENT;
 	a->quick_retries = 0;
-	struct etcd_keepalive_cbs cbs = { ka_renewed, ka_lost, ka_trouble, a };
-	a->ka = etcd_keepalive_start(a->etcd, a->lease, r->ttl, &cbs, &err);
-	if (!a->ka)
-		log_error("cannot keep the lease alive", "lease=%s error=%s", agent_lease_hex(a->lease, hex), log_q(err.msg));
-	log_info("lease granted", "lease=%s ttl=%llds", agent_lease_hex(a->lease, hex), (long long)r->ttl);
+	agent_reg_keep_alive(a);
+	log_info("lease granted", "lease=%s ttl=%llds%s", agent_lease_hex(a->lease, hex), (long long)r->ttl,
+		 a->share_dir ? " shared=true" : "");
+	if (a->share_dir)
+		agent_share_granted(a); /* the host's other agents bind their keys to it */
 	agent_reg_sync(a);
 }
 
-static void grant(struct agent *a)
+void agent_reg_grant(struct agent *a)
 {
 	struct vxerr err;
 	if (etcd_lease_grant_async(a->etcd, a->ttl_s, 0, on_granted, a, &err) != 0) {
@@ -218,7 +234,7 @@ static void not_written(struct agent *a, const struct etcd_resp *r)
 		a->expect = EXPECT_ABSENT;
 	} else if (kv->lease && kv->lease == a->lease) {
 		a->expect = EXPECT_OURS;
-	} else if (is_old_lease(a, kv->lease)) {
+	} else if (agent_reg_is_old_lease(a, kv->lease)) {
 		log_info("taking the instance key back from a previous lease of this agent", "key=%s old_lease=%s",
 			 a->key, agent_lease_hex(kv->lease, hex));
 		a->expect = EXPECT_MOD;
@@ -259,10 +275,10 @@ static void on_txn(void *arg, struct etcd_resp *r)
 	} else if (r->code == ETCD_NOT_FOUND) {
 		free(value);
 		etcd_answered(a);
-		lease_dropped(a, r->error ? r->error : "lease not found");
+		agent_reg_lease_dropped(a, r->error ? r->error : "lease not found");
 	} else if (r->code != ETCD_OK) {
 		free(value);
-		etcd_failed(a, "registration txn", r);
+		agent_reg_failed(a, "registration txn", r);
 	} else if (r->succeeded) {
 		etcd_answered(a);
 		written(a, value);
@@ -334,8 +350,11 @@ static void stop_step(struct agent *a)
 		agent_stopped(a);
 		return;
 	}
-	etcd_keepalive_free(a->ka);
-	a->ka = NULL;
+	if (a->share_dir) { /* the lease is the host's: only the key is ours to delete */
+		agent_share_leave(a);
+		return;
+	}
+	agent_reg_drop_keepalive(a);
 	if (etcd_lease_revoke_async(a->etcd, a->lease, on_revoked, a, &err) != 0) {
 		log_error("cannot revoke the lease", "error=%s", log_q(err.msg));
 		agent_reg_give_up(a);
@@ -372,7 +391,10 @@ void agent_reg_sync(struct agent *a)
 	if (!a->risen || (a->phase == AGENT_DRAINING && !a->written))
 		return; /* nothing registered yet: nothing to write, and nothing to drain */
 	if (!a->lease) {
-		grant(a);
+		if (a->share_dir)
+			agent_share_join(a);
+		else
+			agent_reg_grant(a);
 		return;
 	}
 	char *want = agent_value(a, &err);
@@ -393,15 +415,15 @@ int agent_reg_init(struct agent *a, const struct agent_opts *o, struct vxerr *er
 		return -1;
 	ev_init(&a->retry, on_retry);
 	a->retry.data = a;
-	return 0;
+	return agent_share_init(a, o->shared_lease, err);
 }
 
 void agent_reg_release(struct agent *a)
 {
 	if (a->loop)
 		ev_timer_stop(a->loop, &a->retry);
-	etcd_keepalive_free(a->ka);
-	a->ka = NULL;
+	agent_reg_drop_keepalive(a);
+	agent_share_release(a);
 	etcd_client_free(a->etcd);
 	a->etcd = NULL;
 	free(a->written);

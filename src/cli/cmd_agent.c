@@ -15,7 +15,7 @@
 
 enum {
 	OPT_SERVICE = 256, OPT_PORT, OPT_ADDRESS, OPT_INSTANCE, OPT_CAPACITY, OPT_CHECK, OPT_INTERVAL, OPT_TIMEOUT,
-	OPT_RISE, OPT_FALL, OPT_TTL, OPT_DRAIN_TIMEOUT, OPT_ETCD, OPT_ONCE,
+	OPT_RISE, OPT_FALL, OPT_TTL, OPT_DRAIN_TIMEOUT, OPT_SHARED_LEASE, OPT_ETCD, OPT_ONCE,
 };
 
 const struct cli_opt cmd_agent_opts[] = {
@@ -33,6 +33,8 @@ const struct cli_opt cmd_agent_opts[] = {
 	{ OPT_TTL, "ttl", "DUR", "lease TTL, whole seconds >= 2s (default agent.ttl, 10s)" },
 	{ OPT_DRAIN_TIMEOUT, "drain-timeout", "DUR", "time spent `draining` after SIGTERM (default "
 	  "services[].drain_timeout, else 30s)" },
+	{ OPT_SHARED_LEASE, "shared-lease", "DIR", "share one lease with the other agents of this host that name the "
+	  "same directory (default agent.shared_lease, else a lease of its own)" },
 	{ 'c', "config", "FILE", "configuration file (default: $VELTRIX_CONFIG, else ./veltrix.yaml when it exists)" },
 	{ OPT_ETCD, "etcd", "URL[,URL...]", "etcd endpoints, overriding etcd.endpoints" },
 	{ OPT_ONCE, "once", NULL, "run the check once, print the result, exit 0 (pass) or 1 (fail); no etcd needed" },
@@ -147,6 +149,7 @@ static int build_opts(const struct flags *f, const struct vx_config *cfg, struct
 	    dur_flag("drain-timeout", FLAG(f, OPT_DRAIN_TIMEOUT), &o->drain_timeout_us, err) != 0)
 		return -1;
 	o->load_report_interval_us = cfg->agent.load_report_interval_us;
+	o->shared_lease = FLAG(f, OPT_SHARED_LEASE) ? FLAG(f, OPT_SHARED_LEASE) : cfg->agent.shared_lease;
 	o->prefix = cfg->etcd.prefix;
 	o->command = f->command;
 	return 0;

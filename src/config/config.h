@@ -63,6 +63,7 @@ struct cfg_controller {
 struct cfg_agent {
 	int64_t ttl_us;         /* lease TTL, >= 2s */
 	int64_t load_report_interval_us;
+	char *shared_lease;     /* a directory: one lease for the host's agents; NULL: one each */
 };
 
 struct cfg_health {

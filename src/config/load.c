@@ -391,6 +391,7 @@ static void finish_defaults(struct vx_config *cfg)
 {
 	struct cfg_haproxy *h = &cfg->haproxy;
 	make_absolute(&cfg->etcd.data_dir);
+	make_absolute(&cfg->agent.shared_lease);
 	make_absolute(&h->state_dir);
 	make_absolute(&h->runtime_socket);
 	make_absolute(&h->master_socket);

@@ -107,6 +107,9 @@ const struct cfg_key cfg_schema[] = {
 	SECTION("agent", "runs beside each instance: checks, registration, drain"),
 	{ .path = "agent.ttl", .type = CFG_T_DUR, .def = "10s", .min = D_S(2), .max = D_H(1), ROOT(agent.ttl_us),
 	  .doc = "lease TTL of a registration (whole seconds): an agent silent this long is removed" },
+	{ .path = "agent.shared_lease", .type = CFG_T_STR, ROOT(agent.shared_lease), .def_doc = "off",
+	  .doc = "a directory shared by the agents of one host: they bind their keys to one lease, kept "
+		 "alive by one of them (docs/registry.md); absent: a lease per agent" },
 	{ .path = "agent.load_report_interval", .type = CFG_T_DUR, .def = "10s", .min = D_S(5), .max = D_H(1),
 	  ROOT(agent.load_report_interval_us),
 	  .doc = "at most one load report per interval: etcd is a registry, not a metrics bus" },

@@ -126,7 +126,8 @@ struct controller {
 	int64_t last_reconcile_start_us;
 	int64_t last_full_resync_us;
 	bool membership_changed;      /* servers added, moved or removed since haproxy.cfg was written */
-	int64_t config_written_us;
+	int64_t config_written_us;     /* when the last refresh started */
+	int64_t refresh_took_us;       /* how long it took: the next waits ten times that at least */
 	ev_timer reconcile_timer;
 	ev_timer periodic_timer; /* full resync and HAProxy identity */
 	ev_timer feedback_timer;
@@ -198,7 +199,8 @@ bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_
  * that follows puts every server back. */
 void ctl_managed_supervise(struct controller *c);
 void ctl_managed_stop(struct controller *c);
-/* At most once per CTL_CONFIG_REFRESH_US, after servers were added, moved or removed: rewrites
+/* At most once per CTL_CONFIG_REFRESH_US (or ten times the last refresh's duration), after
+ * servers were added, moved or removed: rewrites
  * haproxy.cfg with the servers HAProxy holds, so a reload nobody told us about (an operator, a
  * package upgrade) starts with the current pools instead of empty ones. */
 void ctl_managed_refresh_config(struct controller *c);
