@@ -38,7 +38,9 @@
  * BENCH_LEASES_SWEEP ("250,500,1000"; "none"), BENCH_LEASES_CONC (64), BENCH_LEASES_SPREAD (1; 0: every client
  * lists the endpoints in the same order, as agents sharing one configuration do, so all
  * traffic goes to the first member), BENCH_LEASES_TARGET (percent of one core, 10),
- * BENCH_KEEP (keep the data dirs). 127.0.0.1 only; every etcd is stopped at exit. */
+ * BENCH_LEASES_KEYS (instance keys bound to each lease, 1..100, default 1: with K > 1 the run
+ * stands for N hosts of K instances each sharing a lease per host, `veltrix agent
+ * --shared-lease`; the keys go in one txn per lease), BENCH_KEEP (keep the data dirs). 127.0.0.1 only; every etcd is stopped at exit. */
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
@@ -423,6 +425,9 @@ static void on_trouble(void *arg, const char *detail)
 
 static void pump(struct bench *b);
 
+#define KEYS_PER_LEASE_MAX 100
+static int keys_per_lease = 1; /* BENCH_LEASES_KEYS: instance keys bound to each lease */
+
 static void reg_failed(struct reg *r, const char *what, const struct etcd_resp *resp)
 {
 	struct bench *b = r->b;
@@ -469,11 +474,19 @@ static void grant_done(void *arg, struct etcd_resp *resp)
 	r->ttl = resp->ttl > 0 ? resp->ttl : b->ttl;
 	if (b->keepalive && !b->put_first)
 		start_keepalive(r);
-	char key[96], value[96];
-	snprintf(key, sizeof(key), "/veltrix/services/svc%02d/inst%05d", r->idx / 100 % 100, r->idx);
-	snprintf(value, sizeof(value), "{\"address\":\"127.0.0.1\",\"port\":%d}", 10000 + r->idx % 50000);
-	struct etcd_put_req p = { .key = key, .value = value, .lease = r->lease };
-	if (etcd_put_async(r->c, &p, put_done, r, &err) != 0)
+	/* keys_per_lease > 1: the instances of one host on the host's shared lease (one txn) */
+	char key[KEYS_PER_LEASE_MAX][96], value[KEYS_PER_LEASE_MAX][96];
+	struct etcd_txn_op ops[KEYS_PER_LEASE_MAX];
+	for (int k = 0; k < keys_per_lease; k++) {
+		int inst = r->idx * keys_per_lease + k;
+		snprintf(key[k], sizeof(key[k]), "/veltrix/services/svc%02d/inst%06d", inst / 100 % 100, inst);
+		snprintf(value[k], sizeof(value[k]), "{\"address\":\"127.0.0.1\",\"port\":%d}", 10000 + inst % 50000);
+		ops[k] = (struct etcd_txn_op){ .type = ETCD_OP_PUT, .put = { .key = key[k], .value = value[k], .lease = r->lease } };
+	}
+	struct etcd_txn_req t = { NULL, 0, ops, (size_t)keys_per_lease, NULL, 0 };
+	if (keys_per_lease == 1 && etcd_put_async(r->c, &ops[0].put, put_done, r, &err) != 0)
+		die("put", err.msg);
+	if (keys_per_lease > 1 && etcd_txn_async(r->c, &t, put_done, r, &err) != 0)
 		die("put", err.msg);
 }
 
@@ -861,6 +874,7 @@ int main(void)
 {
 	int n = (int)env_int("BENCH_LEASES_N", 10000, 1, 100000);
 	int64_t window_s = env_int("BENCH_LEASES_WINDOW", 30, 1, 3600);
+	keys_per_lease = (int)env_int("BENCH_LEASES_KEYS", 1, 1, KEYS_PER_LEASE_MAX);
 	int per_client = (int)env_int("BENCH_LEASES_PER_CLIENT", 0, 0, 100000);
 	int oneconn = (int)env_int("BENCH_LEASES_ONECONN", 1, 0, 1);
 	const char *sweep_s = getenv("BENCH_LEASES_SWEEP");
@@ -938,8 +952,9 @@ int main(void)
 	printf("bench_leases: commit %s\n", commit);
 	printf("%s, 3 members on 127.0.0.1 (default heartbeat 100 ms, election 1 s), %ld CPUs, load average %.2f at start\n",
 	       etcd_ver, sysconf(_SC_NPROCESSORS_ONLN), load1);
-	printf("N=%d leases, TTLs %s s, window %lld s, target: etcd spends <= %.0f%% of one core on keepalives\n", n,
-	       ttls_s, (long long)window_s, target);
+	printf("N=%d leases, %d instance key(s) each (%d instances%s), TTLs %s s, window %lld s, target: etcd spends "
+	       "<= %.0f%% of one core on keepalives\n", n, keys_per_lease, n * keys_per_lease,
+	       keys_per_lease > 1 ? ": N hosts sharing a lease per host" : "", ttls_s, (long long)window_s, target);
 	printf("stand-in for N agents: one process, one libev loop, Veltrix's etcd client; every lease its own\n"
 	       "etcd_keepalive (one POST /v3/lease/keepalive every TTL/3, a 250 ms check timer each), registrations\n"
 	       "started at N per TTL/3 so renewals are spread as independent agents' would be. Connections: %s.\n"
