@@ -60,6 +60,14 @@ void agent_check_once(const struct check_spec *spec, struct check_result *out);
 
 /* ---- Defaults (pure) --------------------------------------------------------------------- */
 
+/* The shared lease file (--shared-lease DIR/lease): "<16 lowercase hex digits> <ttl seconds>",
+ * an optional newline, nothing else; at most AGENT_SHARE_FILE_MAX bytes. Written by another agent
+ * of the host, so parsed strictly: 0 with *lease (non-zero) and *ttl_s (1..86400), or -1. */
+#define AGENT_SHARE_FILE_MAX 64
+int agent_share_parse(const char *text, size_t len, int64_t *lease, int64_t *ttl_s);
+/* The same text (with its newline) into out; returns its length, or -1 when cap is too small. */
+int agent_share_format(int64_t lease, int64_t ttl_s, char *out, size_t cap);
+
 /* The instance id derived from an address (canonical literal) and port, valid for the registry
  * rule [A-Za-z0-9][A-Za-z0-9._:-]{0,63}: "10.0.0.5:8080" for IPv4; for IPv6 the address fully
  * expanded (eight groups of four hex digits, so it starts with a digit or letter and the port

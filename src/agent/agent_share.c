@@ -36,7 +36,6 @@
 #include "common/timeutil.h"
 
 #define TICK_S 1.0
-#define LEASE_FILE_MAX 64
 #define MEMBER_PREFIX "member-"
 
 static char *share_path(const struct agent *a, const char *name)
@@ -44,64 +43,65 @@ static char *share_path(const struct agent *a, const char *name)
 	return xasprintf("%s/%s", a->share_dir, name);
 }
 
-/* Exactly 16 hex digits, as agent_lease_hex writes them. */
-static int parse_hex16(const char *s, uint64_t *out)
+static int hex_digit(char c)
 {
-	uint64_t v = 0;
-	for (int i = 0; i < 16; i++) {
-		int d = s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10 : -1;
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int agent_share_parse(const char *text, size_t len, int64_t *lease, int64_t *ttl_s)
+{
+	uint64_t id = 0;
+	int64_t ttl = 0;
+	size_t i = 0;
+	if (len > AGENT_SHARE_FILE_MAX || len < 18)
+		return -1;
+	for (; i < 16; i++) {
+		int d = hex_digit(text[i]);
 		if (d < 0)
 			return -1;
-		v = v << 4 | (uint64_t)d;
+		id = id << 4 | (uint64_t)d;
 	}
-	if (s[16] != '\0')
+	if (text[i++] != ' ' || text[i] == '0') /* no leading zero: one spelling per lease file */
 		return -1;
-	*out = v;
+	size_t digits = 0;
+	for (; i < len && text[i] >= '0' && text[i] <= '9' && digits < 6; i++, digits++)
+		ttl = ttl * 10 + (text[i] - '0');
+	if (i < len && text[i] == '\n')
+		i++;
+	if (i != len || digits == 0 || ttl < 1 || ttl > 86400 || id == 0 || id > INT64_MAX)
+		return -1;
+	*lease = (int64_t)id;
+	*ttl_s = ttl;
 	return 0;
 }
 
-static int parse_ttl(const char *s, int64_t *out)
+int agent_share_format(int64_t lease, int64_t ttl_s, char *out, size_t cap)
 {
-	int64_t v = 0;
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 86400)
-			return -1;
-		v = v * 10 + (*s - '0');
-	}
-	*out = v;
-	return v >= 1 && v <= 86400 ? 0 : -1;
+	int n = snprintf(out, cap, "%016llx %lld\n", (unsigned long long)lease, (long long)ttl_s);
+	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
 /* The lease the file names; 0 when none (no file, or not in the expected form). */
 static int64_t read_lease(const struct agent *a, int64_t *ttl_s)
 {
 	char *path = share_path(a, "lease");
-	char *text = fs_read_file(path, LEASE_FILE_MAX, NULL, NULL);
-	uint64_t id = 0;
-	int64_t ttl = 0;
-	char *sp = text ? strchr(text, ' ') : NULL;
-	if (sp) {
-		*sp = '\0';
-		char *nl = strchr(sp + 1, '\n');
-		if (nl)
-			*nl = '\0';
-		if (parse_hex16(text, &id) != 0 || parse_ttl(sp + 1, &ttl) != 0)
-			id = 0;
-	}
+	size_t len = 0;
+	char *text = fs_read_file(path, AGENT_SHARE_FILE_MAX, &len, NULL);
+	int64_t id = 0;
+	*ttl_s = 0;
+	if (!text || agent_share_parse(text, len, &id, ttl_s) != 0)
+		id = 0;
 	free(text);
 	free(path);
-	*ttl_s = ttl;
-	return (int64_t)id;
+	return id;
 }
 
 static void write_lease(struct agent *a)
 {
-	char *path = share_path(a, "lease"), text[LEASE_FILE_MAX], hex[17];
+	char *path = share_path(a, "lease"), text[AGENT_SHARE_FILE_MAX];
 	struct vxerr err;
-	int n = snprintf(text, sizeof(text), "%s %lld\n", agent_lease_hex(a->lease, hex), (long long)a->lease_ttl_s);
-	if (fs_write_atomic(path, text, (size_t)n, &err) != 0)
+	int n = agent_share_format(a->lease, a->lease_ttl_s, text, sizeof(text));
+	if (n < 0 || fs_write_atomic(path, text, (size_t)n, &err) != 0)
 		log_error("cannot write the shared lease file", "error=%s", log_q(err.msg));
 	free(path);
 }

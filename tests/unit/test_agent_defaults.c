@@ -220,6 +220,35 @@ static void test_first_address(void **state)
 	}
 }
 
+/* The shared lease file, written by another agent of the host: exactly what agent_share_format
+ * writes, nothing near it. */
+static void test_share_file(void **state)
+{
+	(void)state;
+	char text[AGENT_SHARE_FILE_MAX];
+	int64_t lease = 0, ttl = 0;
+	int n = agent_share_format(0x694d8a1b2c3d4e5f, 10, text, sizeof(text));
+	assert_string_equal(text, "694d8a1b2c3d4e5f 10\n");
+	assert_int_equal(agent_share_parse(text, (size_t)n, &lease, &ttl), 0);
+	assert_true(lease == 0x694d8a1b2c3d4e5f && ttl == 10);
+	assert_int_equal(agent_share_parse("0000000000000001 86400", 22, &lease, &ttl), 0);
+	assert_true(lease == 1 && ttl == 86400);
+	static const char *const hostile[] = {
+		"", "\n", "694d8a1b2c3d4e5f", "694d8a1b2c3d4e5f ", "694d8a1b2c3d4e5f 0", "694d8a1b2c3d4e5f 86401",
+		"694D8A1B2C3D4E5F 10", "694d8a1b2c3d4e5 10", "694d8a1b2c3d4e5f0 10", "694d8a1b2c3d4e5f  10",
+		"694d8a1b2c3d4e5f 10\n\n", "694d8a1b2c3d4e5f 10 x", "694d8a1b2c3d4e5f -1", "0000000000000000 10",
+		"ffffffffffffffff 10", "694d8a1b2c3d4e5f 0000010", "694d8a1b2c3d4e5f 1e3", "g94d8a1b2c3d4e5f 10", "694d8a1b2c3d4e5f 03\n",
+	};
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		lease = ttl = 7;
+		if (agent_share_parse(hostile[i], strlen(hostile[i]), &lease, &ttl) == 0)
+			fail_msg("accepted '%s'", hostile[i]);
+		assert_true(lease == 7 && ttl == 7); /* outputs written only on success */
+	}
+	assert_int_equal(agent_share_parse("694d8a1b2c3d4e5f 10\0", 20, &lease, &ttl), -1); /* a NUL */
+	assert_int_equal(agent_share_format(1, 10, text, 10), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_listen_read_real_socket),
 		cmocka_unit_test(test_address_pick),
 		cmocka_unit_test(test_first_address),
+		cmocka_unit_test(test_share_file),
 	};
 	return cmocka_run_group_tests_name("agent_unit", tests, NULL, NULL);
 }
