@@ -237,7 +237,8 @@ static void test_share_file(void **state)
 		"", "\n", "694d8a1b2c3d4e5f", "694d8a1b2c3d4e5f ", "694d8a1b2c3d4e5f 0", "694d8a1b2c3d4e5f 86401",
 		"694D8A1B2C3D4E5F 10", "694d8a1b2c3d4e5 10", "694d8a1b2c3d4e5f0 10", "694d8a1b2c3d4e5f  10",
 		"694d8a1b2c3d4e5f 10\n\n", "694d8a1b2c3d4e5f 10 x", "694d8a1b2c3d4e5f -1", "0000000000000000 10",
-		"ffffffffffffffff 10", "694d8a1b2c3d4e5f 0000010", "694d8a1b2c3d4e5f 1e3", "g94d8a1b2c3d4e5f 10", "694d8a1b2c3d4e5f 03\n",
+		"ffffffffffffffff 10", "694d8a1b2c3d4e5f 0000010", "694d8a1b2c3d4e5f 1e3", "g94d8a1b2c3d4e5f 10",
+		"694d8a1b2c3d4e5f 03\n",
 	};
 	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
 		lease = ttl = 7;
