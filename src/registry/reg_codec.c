@@ -491,15 +491,12 @@ static int encodable(const struct reg_instance *in, struct vxerr *err)
 	return 0;
 }
 
-int reg_value_encode(const struct reg_instance *in, char **out, size_t *len, struct vxerr *err)
+/* Dumps the value at the given number of significant digits and decodes it back: 0 when
+ * the text reads back as the same instance. */
+static int encode_at(const struct reg_instance *in, json_t *o, int digits, char **out,
+		     struct vxerr *err)
 {
-	if (encodable(in, err) != 0)
-		return -1;
-	json_t *o = value_json(in);
-	/* 15 significant digits: a figure like 0.3 reads "0.3", not "0.29999999999999999"; the
-	 * round-trip check below refuses a value this would change. */
-	char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	json_decref(o);
+	char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(digits));
 	struct reg_instance back = { 0 };
 	struct reg_fail fail;
 	int rc = -1;
@@ -514,11 +511,28 @@ int reg_value_encode(const struct reg_instance *in, char **out, size_t *len, str
 	if (rc == 0 && !reg_instance_same(&back, in))
 		rc = vxerr_set(err, "instance value does not survive encoding");
 	reg_instance_release(&back);
+	if (rc == 0)
+		*out = s;
+	else
+		free(s);
+	return rc;
+}
+
+int reg_value_encode(const struct reg_instance *in, char **out, size_t *len, struct vxerr *err)
+{
+	if (encodable(in, err) != 0)
+		return -1;
+	json_t *o = value_json(in);
+	/* 15 significant digits first: a figure like 0.3 reads "0.3", not "0.29999999999999999";
+	 * 17 when 15 would change it (17 always reads back as the same double). */
+	char *s = NULL;
+	int rc = encode_at(in, o, 15, &s, NULL);
+	if (rc != 0)
+		rc = encode_at(in, o, 17, &s, err);
+	json_decref(o);
 	if (rc == 0) {
 		*len = strlen(s);
 		*out = s;
-	} else {
-		free(s);
 	}
 	return rc;
 }

@@ -470,6 +470,26 @@ static void test_encode_roundtrip(void **state)
 	reg_instance_release(&c);
 }
 
+/* A figure that 15 significant digits would change is written with 17, so it reads back
+ * exactly; one that 15 digits keep stays short. */
+static void test_encode_keeps_every_digit(void **state)
+{
+	(void)state;
+	struct reg_instance in = { .port = 443, .has_load = true,
+				   .load = { .has_rps = true, .rps = 340.2222222222222222 } };
+	strcpy(in.address, "2001:db8::1");
+	char *json = NULL;
+	size_t len = 0;
+	assert_int_equal(reg_value_encode(&in, &json, &len, NULL), 0);
+	assert_non_null(strstr(json, "\"rps\":340.22222222222223"));
+	free(json);
+	in.load.rps = 0.3;
+	assert_int_equal(reg_value_encode(&in, &json, &len, NULL), 0);
+	assert_non_null(strstr(json, "\"rps\":0.3}"));
+	free(json);
+	roundtrip(&in);
+}
+
 static void test_encode_refuses_invalid(void **state)
 {
 	(void)state;
@@ -636,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_decode_hostile_table),
 		cmocka_unit_test(test_decode_sizes_nesting_nul),
 		cmocka_unit_test(test_encode_roundtrip),
+		cmocka_unit_test(test_encode_keeps_every_digit),
 		cmocka_unit_test(test_encode_refuses_invalid),
 		cmocka_unit_test(test_address_allow_list),
 		cmocka_unit_test(test_hostile_snapshot_neighbours),
