@@ -585,3 +585,21 @@ const char *http1_header_get(const struct http1_msg *m, const char *name, size_t
 	}
 	return NULL;
 }
+
+static bool check_path_char(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && c != '#' && c != '"' && c != '\'' && c != '\\' && c != ';';
+}
+
+bool http1_check_path_valid(const char *path)
+{
+	if (!path || path[0] != '/')
+		return false;
+	size_t n = strnlen(path, HTTP1_CHECK_PATH_MAX + 1);
+	if (n > HTTP1_CHECK_PATH_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!check_path_char((unsigned char)path[i]))
+			return false;
+	return true;
+}

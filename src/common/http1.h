@@ -120,4 +120,11 @@ const char *http1_header_get(const struct http1_msg *m, const char *name, size_t
 /* Case-insensitive comparison of p[0..n) with a NUL-terminated lowercase word. */
 bool http1_token_eq(const char *p, size_t n, const char *word);
 
+#define HTTP1_CHECK_PATH_MAX 256
+/* The one rule for a health check's request path (`veltrix check`, the agent and the
+ * haproxy.cfg renderer all use it): absolute, at most HTTP1_CHECK_PATH_MAX bytes of visible
+ * ASCII with none of '#', '"', '\'', '\\', ';' that a config line or the CLI would read as
+ * something else. Spaces are written %20. */
+bool http1_check_path_valid(const char *path);
+
 #endif

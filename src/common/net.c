@@ -64,6 +64,24 @@ void net_hostport_format(const char *ip, uint16_t port, char *out, size_t cap)
 		snprintf(out, cap, "%s:%u", ip, (unsigned)port);
 }
 
+static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 address a.b.c.d to every socket,
+ * so it is matched as that: an IPv6 range like ::/0 must not let 127.0.0.2 in by another
+ * spelling. Rewrites bin and family in place; prefix, when given, moves with it. */
+static void unmap_v4(int *family, uint8_t bin[16], int *prefix)
+{
+	if (*family != AF_INET6 || memcmp(bin, v4_mapped_prefix, sizeof(v4_mapped_prefix)) != 0)
+		return;
+	if (prefix && *prefix < 96)
+		return; /* a range wider than the mapped block stays IPv6 */
+	memmove(bin, bin + 12, 4);
+	memset(bin + 4, 0, 12);
+	*family = AF_INET;
+	if (prefix)
+		*prefix -= 96;
+}
+
 int cidr_parse(const char *s, struct cidr *out, struct vxerr *err)
 {
 	char ip[NET_IP_MAX];
@@ -81,6 +99,7 @@ int cidr_parse(const char *s, struct cidr *out, struct vxerr *err)
 	c.prefix = maxbits;
 	if (slash && parse_int(slash + 1, 0, maxbits, &c.prefix) != 0)
 		return vxerr_set(err, "'%s': prefix length must be 0 to %d", s, maxbits);
+	unmap_v4(&c.family, c.addr, &c.prefix);
 	*out = c;
 	return 0;
 }
@@ -89,7 +108,10 @@ bool cidr_contains(const struct cidr *c, const char *ip)
 {
 	uint8_t bin[16];
 	int family = strchr(ip, ':') ? AF_INET6 : AF_INET;
-	if (family != c->family || inet_pton(family, ip, bin) != 1)
+	if (inet_pton(family, ip, bin) != 1)
+		return false;
+	unmap_v4(&family, bin, NULL);
+	if (family != c->family)
 		return false;
 	int full = c->prefix / 8, rest = c->prefix % 8;
 	if (memcmp(bin, c->addr, (size_t)full) != 0)

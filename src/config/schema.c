@@ -160,7 +160,7 @@ const struct cfg_key cfg_schema[] = {
 	{ .path = "services[].http_reuse", .type = CFG_T_ENUM, .def = "safe", .choices = reuses, SVC(http_reuse),
 	  .why = "as HAProxy's http-reuse", .doc = "HAProxy `http-reuse`: `never`, `safe`, `aggressive` or `always`" },
 	{ .path = "services[].allow", .type = CFG_T_CIDRS, SVC(allow), .off2 = offsetof(struct cfg_service, n_allow),
-	  .def_doc = "[] (any)", .doc = "CIDRs that registered addresses must fall in; other registrations are rejected" },
+	  .def_doc = "[] (any)", .doc = "CIDRs that registered addresses must fall in; other registrations are rejected. `::ffff:a.b.c.d` is matched as `a.b.c.d` (and `::ffff:10.0.0.0/104` as `10.0.0.0/8`)" },
 	{ .path = "services[].maxconn", .type = CFG_T_INT, .def = "0", .min = 0, .max = 2000000, SVC(maxconn),
 	  .def_doc = "0 (the global maxconn)", .doc = "frontend maxconn; 0: HAProxy's default, the global maxconn" },
 	{ .path = "services[].backlog", .type = CFG_T_INT, .def = "0", .min = 0, .max = 2000000, SVC(backlog),

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "common/alloc.h"
+#include "common/http1.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
 #include "config/internal.h"
@@ -100,11 +101,6 @@ static void check_agent(const struct vx_config *cfg, struct cfg_diags *d)
 
 /* ---- one service ---- */
 
-static bool http_path_char(unsigned char c)
-{
-	return c > 0x20 && c < 0x7f;
-}
-
 static void check_health(const struct vx_config *cfg, size_t i, struct cfg_diags *d)
 {
 	const struct cfg_health *h = &cfg->services[i].health;
@@ -120,8 +116,10 @@ static void check_health(const struct vx_config *cfg, size_t i, struct cfg_diags
 	}
 	svc_path(p, sizeof(p), i, "health.path");
 	if (h->type == CHECK_HTTP && !cfg_path_bad(cfg, p) &&
-	    (h->path[0] != '/' || !str_all_in(h->path, strlen(h->path), 1024, http_path_char)))
-		cfg_report(cfg, d, CFG_SEV_ERROR, NULL, p, "write a path such as /health (no spaces; encode them as %20)",
+	    !http1_check_path_valid(h->path))
+		cfg_report(cfg, d, CFG_SEV_ERROR, NULL, p,
+			   "write a path such as /health of at most " VX_STR(HTTP1_CHECK_PATH_MAX)
+			   " bytes, without spaces (%20), quotes, #, \\ or ;",
 			   "bad http check path \"%s\"", h->path);
 	if (h->type != CHECK_HTTP && cfg_key_given(cfg, p))
 		cfg_report(cfg, d, CFG_SEV_WARNING, NULL, p, "set health.type: http, or remove health.path",

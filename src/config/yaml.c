@@ -101,6 +101,10 @@ static void on_node(struct builder *b, struct fy_event *e, enum ykind kind)
 		n->kind = kind;
 	n->line = line;
 	n->col = col;
+	/* An escape like "\u0000" would end the C string there: "web\u0000zzz" would read "web". */
+	if (kind == Y_SCALAR && memchr(n->text, '\0', n->len))
+		fail(b, line, col, "remove the \\0, \\x00 or \\u0000 escape",
+		     "a value holds a NUL character, which no setting can contain");
 	attach(b, n);
 	if (b->failed || kind == Y_SCALAR)
 		return;

@@ -97,11 +97,19 @@ static int render(const struct vx_config *cfg, const char *state_file, const str
 	return hap_render(cfg, &o, out, err);
 }
 
-/* The rendering without servers: what decides whether a reload is needed. */
+static int render_structure(const struct vx_config *cfg, struct buf *out)
+{
+	struct hap_render_opts o = { .structure_only = true };
+	buf_init(out, RENDER_MAX);
+	return hap_render(cfg, &o, out, NULL);
+}
+
+/* The rendering without servers (and without the source file's name): what decides whether a
+ * reload is needed. */
 static char *skeleton(const struct vx_config *cfg)
 {
 	struct buf b;
-	if (render(cfg, NULL, NULL, &b, NULL) != 0) {
+	if (render_structure(cfg, &b) != 0) {
 		buf_release(&b);
 		return NULL;
 	}
@@ -123,7 +131,7 @@ static bool skeleton_matches(struct controller *c)
 bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_config *b)
 {
 	struct buf ra, rb;
-	bool same = render(a, NULL, NULL, &ra, NULL) == 0 && render(b, NULL, NULL, &rb, NULL) == 0 &&
+	bool same = render_structure(a, &ra) == 0 && render_structure(b, &rb) == 0 &&
 		    ra.len == rb.len && memcmp(ra.data, rb.data, ra.len) == 0;
 	buf_release(&ra);
 	buf_release(&rb);

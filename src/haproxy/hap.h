@@ -31,7 +31,6 @@
 #define HAP_NAME_MAX 64        /* backend and server names */
 #define HAP_WEIGHT_MAX 256     /* HAProxy's absolute weight range is 0..256 */
 #define HAP_MAXCONN_MAX 1000000
-#define HAP_PATH_MAX 256       /* http check path */
 
 /* [A-Za-z0-9._:-], 1..64 bytes, not starting with '-'. */
 bool hap_name_valid(const char *s);
@@ -39,8 +38,6 @@ bool hap_name_valid(const char *s);
 int hap_addr_canon(const char *ip, char *out, size_t cap, struct vxerr *err);
 bool hap_weight_valid(int64_t w);
 bool hap_maxconn_valid(int64_t m); /* 0 = no limit */
-/* An absolute http path of visible ASCII with none of '#', quotes, '\\' (config-file safe). */
-bool hap_path_valid(const char *path);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Servers as Veltrix wants them                                                               */
@@ -314,6 +311,8 @@ struct hap_render_opts {
 	const char *state_file; /* NULL: none; else server-state-file + load-server-state-from-file */
 	const struct hap_pool *pools;
 	size_t n_pools; /* pools of backends that are not services are left out (service removed) */
+	bool structure_only; /* the header does not name the source file: the same configuration
+				under another file name has the same structure (issue 10 D16) */
 };
 
 /* Appends the whole haproxy.cfg for cfg (global, defaults, and per service a backend named

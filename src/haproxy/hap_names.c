@@ -39,13 +39,3 @@ bool hap_maxconn_valid(int64_t m)
 	return m >= 0 && m <= HAP_MAXCONN_MAX;
 }
 
-/* Visible ASCII except what a config line or the CLI would read as something else. */
-static bool path_char(unsigned char c)
-{
-	return c > 0x20 && c < 0x7f && c != '#' && c != '"' && c != '\'' && c != '\\' && c != ';';
-}
-
-bool hap_path_valid(const char *path)
-{
-	return path && path[0] == '/' && str_all_in(path, strlen(path), HAP_PATH_MAX, path_char);
-}

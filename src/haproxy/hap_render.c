@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/http1.h"
 #include "common/net.h"
 #include "common/strutil.h"
 #include "haproxy/hap_int.h"
@@ -79,8 +80,9 @@ static int render_global(struct out *o, const struct vx_config *cfg, const struc
 				 h->runtime_socket ? h->runtime_socket : "");
 	if (opts && opts->state_file && !file_path_ok(opts->state_file))
 		return vxerr_set(err, "server state file '%.80s' is not a plain path", opts->state_file);
+	bool named = cfg->path && file_path_ok(cfg->path) && !(opts && opts->structure_only);
 	emit(o, "# Rendered by veltrix from %s. Do not edit: the next change overwrites it.\n",
-	     cfg->path && file_path_ok(cfg->path) ? cfg->path : "its configuration");
+	     named ? cfg->path : "its configuration");
 	emit(o, "global\n");
 	emit(o, "    stats socket %s mode 600 level admin expose-fd listeners\n", h->runtime_socket);
 	emit(o, "    stats timeout %s\n", STATS_TIMEOUT);
@@ -143,7 +145,7 @@ static int render_checks(struct out *o, const struct cfg_service *s, struct vxer
 	emit_timeout(o, "check", s->health.timeout_us);
 	if (s->health.type != CHECK_HTTP)
 		return 0;
-	if (!hap_path_valid(s->health.path))
+	if (!http1_check_path_valid(s->health.path))
 		return vxerr_set(err, "service %s: health check path '%.80s' is not a plain absolute path", s->name,
 				 s->health.path ? s->health.path : "");
 	/* Dynamic servers use the backend's check type: this line makes their `check` HTTP. */

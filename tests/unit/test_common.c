@@ -190,6 +190,30 @@ static void test_cidr(void **state)
 	assert_int_equal(cidr_parse("10.0.0.0/x", &c, &err), -1);
 }
 
+/* issue 10 D10: an IPv4-mapped IPv6 address is its IPv4 address, in ranges and addresses. */
+static void test_cidr_v4_mapped(void **state)
+{
+	(void)state;
+	struct cidr c;
+	struct vxerr err;
+	assert_int_equal(cidr_parse("::/0", &c, &err), 0);
+	assert_true(cidr_contains(&c, "2001:db8::1"));
+	assert_false(cidr_contains(&c, "::ffff:127.0.0.2"));
+	assert_false(cidr_contains(&c, "127.0.0.2"));
+	assert_int_equal(cidr_parse("127.0.0.1/32", &c, &err), 0);
+	assert_true(cidr_contains(&c, "::ffff:127.0.0.1"));
+	assert_false(cidr_contains(&c, "::ffff:127.0.0.2"));
+	assert_int_equal(cidr_parse("::ffff:10.0.0.0/104", &c, &err), 0);
+	assert_int_equal(c.family, AF_INET);
+	assert_int_equal(c.prefix, 8);
+	assert_true(cidr_contains(&c, "10.9.9.9"));
+	assert_true(cidr_contains(&c, "::ffff:10.1.2.3"));
+	assert_false(cidr_contains(&c, "11.0.0.1"));
+	assert_int_equal(cidr_parse("::ffff:0:0/80", &c, &err), 0);
+	assert_int_equal(c.family, AF_INET6);
+	assert_false(cidr_contains(&c, "::ffff:10.1.2.3"));
+}
+
 static void test_buf_bounded(void **state)
 {
 	(void)state;
@@ -291,7 +315,8 @@ int main(void)
 		cmocka_unit_test(test_dur_format),      cmocka_unit_test(test_parse_numbers),
 		cmocka_unit_test(test_b64_roundtrip),   cmocka_unit_test(test_b64_rejects),
 		cmocka_unit_test(test_ip_canon),        cmocka_unit_test(test_hostport),
-		cmocka_unit_test(test_cidr),            cmocka_unit_test(test_buf_bounded),
+		cmocka_unit_test(test_cidr),
+		cmocka_unit_test(test_cidr_v4_mapped),            cmocka_unit_test(test_buf_bounded),
 		cmocka_unit_test(test_strings),         cmocka_unit_test(test_log_quote),
 		cmocka_unit_test(test_err_prefix),      cmocka_unit_test(test_proc_spawn),
 	};

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/http1.h"
 #include "common/timeutil.h"
 #include "common/utf8.h"
 #include "config/config.h"
@@ -389,6 +390,10 @@ static void test_hostile_inputs(void **state)
 	expect_refused("etcd: {prefix: \xed\xa0\x80}\n", 20, "not valid UTF-8"); /* a UTF-16 surrogate */
 	expect_refused("42\n", 3, "top level must be a mapping");
 	expect_refused("etcd: {prefix: \"/a\\nb\"}\n", 24, "control character");
+	/* issue 10 D15: a NUL escape must not truncate a value to what precedes it */
+	expect_refused("etcd: {prefix: \"/a\\u0000zzz\"}\n", 30, "NUL character");
+	expect_refused("services:\n  - {name: \"web\\0zzz\", bind: 127.0.0.1:1}\n", 52, "NUL character");
+	expect_refused("services:\n  - {name: \"web\\x00\", bind: 127.0.0.1:1}\n", 51, "NUL character");
 	expect_refused("services:\n  - {name: web, bind: 127.0.0.1:1}\n---\nx: 1\n", 51, "more than one YAML document");
 	expect_refused("? [a]\n: 1\n", 10, "mapping key must be a plain string");
 
@@ -424,6 +429,34 @@ static void test_hostile_inputs(void **state)
 	memset(huge, '#', big);
 	expect_refused(huge, big, "larger than the limit");
 	free(huge);
+}
+
+/* issue 10 D14: `veltrix check` and the haproxy.cfg renderer apply one rule to health.path, so
+ * a configuration check accepts is never refused by the controller. Every ASCII byte inside a
+ * path, written as a YAML escape. */
+static void test_health_path_one_rule(void **state)
+{
+	(void)state;
+	for (int c = 1; c < 0x7f; c++) {
+		char yaml[160], path[8];
+		snprintf(yaml, sizeof(yaml),
+			 "services:\n  - {name: web, bind: 127.0.0.1:1, health: {type: http, path: \"/a\\x%02xb\"}}\n", c);
+		snprintf(path, sizeof(path), "/a%cb", c);
+		struct cfg_diags d;
+		cfg_diags_init(&d, 0);
+		struct vx_config *cfg = cfg_load_buffer("p.yaml", yaml, strlen(yaml), &d);
+		if ((cfg != NULL) != http1_check_path_valid(path))
+			fail_msg("byte 0x%02x: check says %s, the renderer's rule says %s", c, cfg ? "valid" : "invalid",
+				 http1_check_path_valid(path) ? "valid" : "invalid");
+		if (strchr("#\"'\\; ", c))
+			assert_null(cfg);
+		cfg_free(cfg);
+		cfg_diags_release(&d);
+	}
+	char *longpath = repeat("services:\n  - {name: web, bind: 127.0.0.1:1, health: {type: http, path: /", "a",
+				HTTP1_CHECK_PATH_MAX, "}}\n");
+	expect_refused(longpath, strlen(longpath), "bad http check path");
+	free(longpath);
 }
 
 static void test_file_errors(void **state)
@@ -831,6 +864,7 @@ int main(void)
 		cmocka_unit_test(test_pairs_and_warnings),
 		cmocka_unit_test(test_positions),
 		cmocka_unit_test(test_hostile_inputs),
+		cmocka_unit_test(test_health_path_one_rule),
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_diag_cap_and_render),
 		cmocka_unit_test(test_diag_sanitizes_and_sorts),

@@ -97,6 +97,25 @@ static void expect_all_splits(bool response, const char *in, const char *want, b
 	}
 }
 
+static void test_check_path_rule(void **state)
+{
+	(void)state;
+	assert_true(http1_check_path_valid("/healthz?full=1") && http1_check_path_valid("/%20"));
+	const char *bad[] = { "healthz", "", "/a b", "/a#b", "/a\nb", "/\"", "/'", "/a\\b", "/a;b", "/\x7f", "/\xc3\xa9" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (http1_check_path_valid(bad[i]))
+			fail_msg("'%s' accepted", bad[i]);
+	assert_false(http1_check_path_valid(NULL));
+	char p[HTTP1_CHECK_PATH_MAX + 2];
+	memset(p, 'a', sizeof(p));
+	p[0] = '/';
+	p[HTTP1_CHECK_PATH_MAX] = '\0';
+	assert_true(http1_check_path_valid(p));
+	p[HTTP1_CHECK_PATH_MAX] = 'a';
+	p[HTTP1_CHECK_PATH_MAX + 1] = '\0';
+	assert_false(http1_check_path_valid(p));
+}
+
 static void test_resp_content_length(void **state)
 {
 	(void)state;
@@ -347,6 +366,7 @@ static void test_random_inputs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_check_path_rule),
 		cmocka_unit_test(test_resp_content_length),
 		cmocka_unit_test(test_resp_split_pipelined),
 		cmocka_unit_test(test_resp_to_eof_and_keepalive),

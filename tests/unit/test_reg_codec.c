@@ -544,9 +544,21 @@ static void test_address_allow_list(void **state)
 	assert_int_equal(reg_address_check(&in, allow, 2, &fail), -1);
 	assert_int_equal(fail.reason, REG_ADDRESS_NOT_ALLOWED);
 	assert_non_null(strstr(fail.err.msg, "10.2.0.1 is outside the allow-list of service 'web'"));
-	strcpy(in.address, "::ffff:10.1.2.3"); /* a mapped v4 is not the v4 range */
+	/* a mapped v4 is matched as the v4 address it is (issue 10 D10) */
+	strcpy(in.address, "::ffff:10.1.2.3");
+	assert_int_equal(reg_address_check(&in, allow, 2, &fail), 0);
+	strcpy(in.address, "::ffff:10.2.0.1");
 	assert_int_equal(reg_address_check(&in, allow, 2, &fail), -1);
 	assert_int_equal(reg_address_check(&in, allow, 0, &fail), 0); /* empty list: any */
+	assert_int_equal(cidr_parse("127.0.0.1/32", &allow[0], &err), 0);
+	assert_int_equal(cidr_parse("::/0", &allow[1], &err), 0);
+	strcpy(in.address, "::ffff:127.0.0.2");
+	assert_int_equal(reg_address_check(&in, allow, 2, &fail), -1);
+	assert_int_equal(fail.reason, REG_ADDRESS_NOT_ALLOWED);
+	strcpy(in.address, "127.0.0.2");
+	assert_int_equal(reg_address_check(&in, allow, 2, &fail), -1);
+	strcpy(in.address, "::ffff:127.0.0.1");
+	assert_int_equal(reg_address_check(&in, allow, 2, &fail), 0);
 }
 
 /* The hostile values as one snapshot, each next to a valid neighbour: the view holds exactly
