@@ -212,3 +212,34 @@ int net_write_all(int fd, const void *p, size_t n)
 	}
 	return 0;
 }
+
+int net_bind_probe(const char *ip, uint16_t port, struct vxerr *err)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len = sizeof(*v4);
+	v4->sin_family = AF_INET;
+	v4->sin_port = htons(port);
+	if (ip[0] && inet_pton(AF_INET, ip, &v4->sin_addr) != 1) {
+		memset(&ss, 0, sizeof(ss));
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(port);
+		len = sizeof(*v6);
+		if (inet_pton(AF_INET6, ip, &v6->sin6_addr) != 1)
+			return vxerr_set(err, "'%s' is not an IP address", ip);
+	}
+	char where[NET_IP_MAX + 16];
+	net_hostport_format(ip[0] ? ip : "*", port, where, sizeof(where));
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (fd < 0)
+		return vxerr_set(err, "cannot probe %s: socket: %s", where, strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	int rc = 0;
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0)
+		rc = vxerr_set(err, "cannot bind %s: %s%s", where, strerror(errno),
+			       errno == EADDRINUSE ? " (another process listens there)" : "");
+	close(fd);
+	return rc;
+}

@@ -36,6 +36,10 @@ bool cidr_contains(const struct cidr *c, const char *ip);
 
 /* A TCP port on 127.0.0.1 that was free a moment ago (for tests and local stacks). */
 int net_free_port(void);
+/* Binds a TCP socket to ip:port ("" = every IPv4 address) the way HAProxy binds a listener
+ * (SO_REUSEADDR, SO_REUSEPORT) and closes it: 0 when HAProxy's bind would succeed now, -1 with
+ * the reason (in use by another process, address not on this host) in err. */
+int net_bind_probe(const char *ip, uint16_t port, struct vxerr *err);
 int net_set_nonblock(int fd);
 /* A listening TCP socket (SO_REUSEADDR, nonblocking, close-on-exec) on host:port. */
 int net_listen_tcp(const char *host, uint16_t port, int backlog, struct vxerr *err);

@@ -13,6 +13,7 @@
 #include "common/alloc.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/timeutil.h"
 #include "controller/ctl_int.h"
 
@@ -153,6 +154,31 @@ static int carried_pools(struct controller *c, const struct ctl_job *j, struct p
 	return r;
 }
 
+static bool binds_at(const struct vx_config *cfg, const struct cfg_service *s)
+{
+	for (size_t i = 0; i < cfg->n_services; i++)
+		if (cfg->services[i].bind_port == s->bind_port && strcmp(cfg->services[i].bind_host, s->bind_host) == 0)
+			return true;
+	return false;
+}
+
+/* A reload whose new listener cannot bind fails inside HAProxy only after its old worker has
+ * stopped accepting for about 2 s (the new process pauses it, retries, then gives up): the
+ * addresses the running configuration does not have yet are tried here first, so that such a
+ * reload is refused with the reason and traffic never pauses. c->cfg is what runs; the loop
+ * does not replace it while a job is out. */
+static int new_binds_free(const struct controller *c, const struct vx_config *next, struct vxerr *err)
+{
+	for (size_t i = 0; i < next->n_services; i++) {
+		const struct cfg_service *s = &next->services[i];
+		if (!binds_at(c->cfg, s) && net_bind_probe(s->bind_host, s->bind_port, err) != 0) {
+			vxerr_prefix(err, "service '%s': ", s->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int ctl_managed_prepare(struct controller *c, struct ctl_job *j)
 {
 	struct pools p = { 0 };
@@ -161,7 +187,8 @@ int ctl_managed_prepare(struct controller *c, struct ctl_job *j)
 	int r = -1;
 	j->candidate = state_path(c, "haproxy.cfg.new");
 	buf_init(&text, RENDER_MAX);
-	if (carried_pools(c, j, &p, &j->err) != 0 || render(j->cfg, state_file, &p, &text, &j->err) != 0 ||
+	if ((j->kind == CTL_JOB_RELOAD && new_binds_free(c, j->cfg, &j->err) != 0) ||
+	    carried_pools(c, j, &p, &j->err) != 0 || render(j->cfg, state_file, &p, &text, &j->err) != 0 ||
 	    fs_write_atomic(j->candidate, text.data, text.len, &j->err) != 0)
 		goto out;
 	j->skeleton = skeleton(j->cfg);
@@ -173,14 +200,49 @@ out:
 	return r;
 }
 
+/* A reload that fails leaves the old worker running the old configuration: the files of a
+ * reload are installed with the previous ones kept beside them (".prev"), so that a failure
+ * can put them back and what is on disk always describes what runs (issue 10 D8). */
+static void keep_previous(const char *path)
+{
+	char *prev = xasprintf("%s.prev", path);
+	if (rename(path, prev) != 0 && errno != ENOENT)
+		log_warn("cannot keep the previous file", "path=%s error=%s", log_q(path), log_q(strerror(errno)));
+	free(prev);
+}
+
+static void previous_back(struct controller *c, const char *name, bool restore)
+{
+	char *path = state_path(c, name), *prev = xasprintf("%s.prev", path);
+	if (!restore)
+		unlink(prev);
+	else if (rename(prev, path) != 0 && errno != ENOENT)
+		log_warn("cannot restore the previous file", "path=%s error=%s", log_q(path), log_q(strerror(errno)));
+	free(prev);
+	free(path);
+}
+
+/* After a reload: the kept files are dropped (it worked) or put back (it failed). */
+static void reload_files_settle(struct controller *c, bool failed)
+{
+	previous_back(c, "haproxy.cfg", failed);
+	previous_back(c, "haproxy.skeleton", failed);
+}
+
 int ctl_managed_install(struct controller *c, struct ctl_job *j)
 {
 	char *cfg_path = state_path(c, "haproxy.cfg"), *skel_path = state_path(c, "haproxy.skeleton");
 	int r = -1;
+	if (j->kind == CTL_JOB_RELOAD) {
+		keep_previous(cfg_path);
+		keep_previous(skel_path);
+	}
 	if (rename(j->candidate, cfg_path) != 0)
 		vxerr_set(&j->err, "cannot install %s: %s", cfg_path, strerror(errno));
 	else
 		r = fs_write_atomic(skel_path, j->skeleton, strlen(j->skeleton), &j->err);
+	if (r != 0 && j->kind == CTL_JOB_RELOAD)
+		reload_files_settle(c, true);
 	free(cfg_path);
 	free(skel_path);
 	return r;
@@ -259,6 +321,7 @@ int ctl_managed_start(struct controller *c, struct vxerr *err)
 		log_info("adopted the running HAProxy", "master_pid=%d worker_pid=%lld", (int)c->proc.master_pid,
 			 (long long)c->proc.worker_pid);
 		c->managed_running = true;
+		c->proc.opts.timeout_us = PROC_TIMEOUT_US; /* the short timeout was for finding it */
 		/* It may run an older rendering: bring it to this configuration, keeping its servers.
 		 * When the structure is the same, no reload: a reload closes idle client connections. */
 		if (skeleton_matches(c)) {
@@ -268,6 +331,7 @@ int ctl_managed_start(struct controller *c, struct vxerr *err)
 		j.kind = CTL_JOB_RELOAD;
 		if ((r = run_now(c, &j)) == 0)
 			reloaded(c, c->cfg);
+		reload_files_settle(c, r != 0);
 		goto out;
 	}
 	if ((r = run_now(c, &j)) != 0)
@@ -357,6 +421,7 @@ static void restart_done(struct controller *c, const struct ctl_job *j)
 
 static void reload_done(struct controller *c, struct ctl_job *j)
 {
+	reload_files_settle(c, j->rc != 0);
 	if (j->rc != 0) {
 		log_error("HAProxy reload failed, keeping the running configuration", "error=%s", log_q(j->err.msg));
 		cfg_free(j->next);
