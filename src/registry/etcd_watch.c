@@ -38,6 +38,8 @@ struct etcd_watch {
 	int64_t conn_start_us;
 	int64_t last_msg_us;
 	struct etcd_call *probe;   /* the liveness probe in flight */
+	struct etcd_call *store_check; /* is the store behind what was delivered? (in flight) */
+	uint64_t cluster_id;       /* of the first member that answered; 0 until then */
 	int64_t last_probe_us;
 	int64_t pending_rev;       /* a change the probe saw and the watch has not delivered */
 	int64_t pending_until_us;  /* ... by when it must have arrived */
@@ -71,6 +73,8 @@ static void w_close(struct etcd_watch *w)
 	w->created = false;
 	etcd_call_cancel(w->probe);
 	w->probe = NULL;
+	etcd_call_cancel(w->store_check);
+	w->store_check = NULL;
 	w->pending_rev = 0;
 }
 
@@ -120,6 +124,36 @@ static void w_advance(struct etcd_watch *w, int64_t rev)
 	w->next_rev = rev + 1;
 }
 
+/* A member answering below the delivered revision is either a follower a few entries behind or
+ * a store that lost history (restored from a snapshot, replaced by a new cluster): there, etcd
+ * accepts a watch that starts in the future and stays silent until its revision passes the old
+ * one. A linearizable read on the same member tells them apart: it waits until the member has
+ * applied everything committed, so its revision is below the delivered one only in the second
+ * case (issue 10 D1). */
+static void w_on_store_check(void *arg, struct etcd_resp *r)
+{
+	struct etcd_watch *w = arg;
+	w->store_check = NULL;
+	if (r->code != ETCD_OK) {
+		w_trouble(w, r->error ? r->error : "store check failed");
+		return;
+	}
+	if (r->header.revision < w->delivered)
+		w_resync(w, ETCD_RESYNC_BACKWARDS,
+			 "%s is at revision %lld, below the %lld already delivered: the store was restored from a "
+			 "snapshot or replaced",
+			 w_ep(w), (long long)r->header.revision, (long long)w->delivered);
+}
+
+static void w_store_check(struct etcd_watch *w)
+{
+	struct etcd_client *c = w->obj.c;
+	struct etcd_range_req req = { .key = w->req.key, .key_len = w->req.key_len, .prefix = w->req.prefix,
+				      .keys_only = true, .count_only = true };
+	w->store_check = etcd_call_submit(c, ETCD_CALL_RANGE, "watch store check", "/v3/kv/range",
+					  etcd_enc_range(&req), true, (int)w->ep, w_on_store_check, w);
+}
+
 static void w_created(struct etcd_watch *w, const struct etcd_watch_msg *m)
 {
 	struct etcd_client *c = w->obj.c;
@@ -128,6 +162,8 @@ static void w_created(struct etcd_watch *w, const struct etcd_watch_msg *m)
 	c->preferred = w->ep;
 	if (w->next_rev == 0) /* a watch "from now" starts after the revision it was created at */
 		w_advance(w, m->header.revision);
+	else if (m->header.revision && m->header.revision < w->delivered)
+		w_store_check(w);
 	if (w->down) {
 		char detail[VXERR_MAX];
 		w->down = false;
@@ -205,6 +241,13 @@ static bool w_header_ok(struct etcd_watch *w, const struct etcd_watch_msg *m)
 {
 	if (m->header.revision == 0)
 		return true; /* absent, as in a cancel after compaction */
+	if (w->cluster_id && m->header.cluster_id && m->header.cluster_id != w->cluster_id) {
+		w_resync(w, ETCD_RESYNC_BACKWARDS, "%s belongs to another cluster (id %016llx, the watch began on %016llx)",
+			 w_ep(w), (unsigned long long)m->header.cluster_id, (unsigned long long)w->cluster_id);
+		return false;
+	}
+	if (!w->cluster_id)
+		w->cluster_id = m->header.cluster_id;
 	if (m->header.revision < w->conn_header) {
 		w_resync(w, ETCD_RESYNC_BACKWARDS, "%s went from revision %lld back to %lld", w_ep(w),
 			 (long long)w->conn_header, (long long)m->header.revision);

@@ -145,6 +145,47 @@ static void test_compaction_during_watch_resyncs(void **state)
 	assert_true(fx_wait(registry_up, NULL, WAIT_MS));
 }
 
+/* issue 10 D1: etcd restored from an older snapshot (same cluster, its revision now below
+ * what the controller had seen): the controller notices on reconnecting, re-lists, and a
+ * registration made on the restored store is applied, while the keys the snapshot does not
+ * hold are removed. Before, the watch resumed at the old revision, etcd accepted a watch
+ * starting in its future, and every change was ignored until the store passed it. */
+static void test_etcd_restore_is_seen(void **state)
+{
+	(void)state;
+	assert_true(fx_stack_wait_names(&stack, "cmp", "c1,c2", WAIT_MS));
+	char *snap = xasprintf("%s/snap.db", stack.dir);
+	const char *save[] = { "snapshot", "save", snap, NULL };
+	assert_int_equal(fx_etcdctl(&stack.etcd, NULL, save), 0);
+	put_n("cmp", "r", 2, NULL);
+	for (int i = 0; i < 30; i++)
+		fx_stack_put_raw(&stack, "/bump", 5, "x");
+	assert_true(fx_stack_wait_names(&stack, "cmp", "c1,c2,r0,r1", WAIT_MS));
+	double before = fx_stack_metric(&stack, "veltrix_watch_resyncs_total{reason=\"revision went backwards\"}");
+
+	fx_etcd_stop(&stack.etcd);
+	char *data = xasprintf("%s/data", stack.etcd.dir), *restored = xasprintf("%s/restored", stack.etcd.dir);
+	const char *restore[] = { "snapshot", "restore", snap, "--name", stack.etcd.name, "--data-dir", restored,
+				  "--initial-cluster", stack.etcd.initial_cluster, "--initial-cluster-token", "veltrix-test",
+				  "--initial-advertise-peer-urls", stack.etcd.peer_url, NULL };
+	assert_int_equal(fx_etcdctl(&stack.etcd, NULL, restore), 0);
+	char *rm = xasprintf("rm -rf '%s' && mv '%s' '%s'", data, restored, data);
+	assert_int_equal(system(rm), 0);
+	fx_etcd_restart(&stack.etcd);
+	fx_stack_put(&stack, "cmp", "after", fx_stack_value(&stack, 3, NULL));
+
+	assert_true(fx_stack_wait_names(&stack, "cmp", "after,c1,c2", 20000));
+	double after = fx_stack_metric(&stack, "veltrix_watch_resyncs_total{reason=\"revision went backwards\"}");
+	if (after < (before > 0 ? before : 0) + 1)
+		fail_msg("no resync counted (%.0f before, %.0f after)", before, after);
+	assert_true(fx_stack_log_count(&stack, "the store was restored from a snapshot or replaced") >= 1);
+	assert_true(fx_wait(registry_up, NULL, WAIT_MS));
+	free(rm);
+	free(data);
+	free(restored);
+	free(snap);
+}
+
 static bool same_server_but_weight(const struct fx_srv *a, const struct fx_srv *b)
 {
 	return strcmp(a->name, b->name) == 0 && strcmp(a->addr, b->addr) == 0 && a->port == b->port &&
@@ -399,6 +440,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_etcd_down_keeps_pools_and_recovers),
 		cmocka_unit_test(test_compaction_during_watch_resyncs),
+		cmocka_unit_test(test_etcd_restore_is_seen),
 		cmocka_unit_test(test_kill9_and_restart_under_traffic),
 		cmocka_unit_test(test_renamed_config_adopts_without_reload),
 		cmocka_unit_test(test_sighup_adds_service_with_one_reload),
