@@ -199,8 +199,9 @@ int etcd_compact(struct etcd_client *c, int64_t revision, struct etcd_resp *out,
 
 /* Everything under a prefix at ONE revision: pages of page_limit keys (0: 1000), the first at
  * the current revision R, every later page pinned to R. When R is compacted between pages
- * the listing restarts (at most 3 times); a partial or mixed read is never returned.
- * On success out->kvs holds all kvs in key order, out->header.revision is R. */
+ * the listing restarts (at most 3 times); a partial or mixed read is never returned. A page
+ * whose answer is over max_response_bytes (large values) is asked again half as long, down to
+ * one key; one key over the bound fails the listing with ETCD_RESOURCE_EXHAUSTED. On success out->kvs holds all kvs in key order, out->header.revision is R. */
 int etcd_list_async(struct etcd_client *c, const char *prefix, size_t prefix_len, int64_t page_limit,
 		    etcd_resp_cb cb, void *arg, struct vxerr *err);
 int etcd_list(struct etcd_client *c, const char *prefix, size_t prefix_len, int64_t page_limit,

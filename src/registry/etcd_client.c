@@ -595,7 +595,11 @@ static void call_retry(struct etcd_call *call, size_t ep, enum etcd_code code, l
 		}
 		return;
 	}
-	call_fail(call, code, http, unreachable_msg(call));
+	/* an answer over the bound came from a member that works: say what happened, not "unreachable" */
+	if (code == ETCD_RESOURCE_EXHAUSTED)
+		call_fail(call, code, http, xasprintf("etcd %s: %s: %s", c->endpoints[ep], call->op, why));
+	else
+		call_fail(call, code, http, unreachable_msg(call));
 }
 
 static void auth_wait_ready(struct etcd_auth_wait *w, const struct etcd_resp *failure)

@@ -180,6 +180,13 @@ static void on_list_page(void *arg, struct etcd_resp *r)
 		list_page(st);
 		return;
 	}
+	if (r->code == ETCD_RESOURCE_EXHAUSTED && st->page > 1) {
+		/* a page of large values over the client's answer bound (issue 10 D2): the same page
+		 * again, half as long, down to one key */
+		st->page /= 2;
+		list_page(st);
+		return;
+	}
 	if (r->code != ETCD_OK) {
 		struct etcd_resp fail = { 0 };
 		etcd_resp_move(&fail, r);

@@ -723,6 +723,22 @@ static void test_response_size_bound(void **state)
 	assert_int_equal(etcd_list(c, "/t11/", 0, 5, &r, &err), 0);
 	assert_int_equal(r.n_kvs, 30);
 	etcd_resp_release(&r);
+	/* issue 10 D2: pages too large for the bound are halved until they fit */
+	assert_int_equal(etcd_list(c, "/t11/", 0, 1000, &r, &err), 0);
+	assert_int_equal(r.n_kvs, 30);
+	for (size_t i = 1; i < r.n_kvs; i++)
+		assert_true(strcmp(r.kvs[i - 1].key, r.kvs[i].key) < 0);
+	etcd_resp_release(&r);
+	/* one key alone over the bound: named as such, not as an unreachable etcd */
+	char big[2100];
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	put_str(c, "/t12/big", big);
+	assert_int_equal(etcd_list(c, "/t12/", 0, 1000, &r, &err), -1);
+	assert_int_equal(r.code, ETCD_RESOURCE_EXHAUSTED);
+	if (!strstr(err.msg, "larger than 2000 bytes") || strstr(err.msg, "unreachable"))
+		fail_msg("%s", err.msg);
+	etcd_resp_release(&r);
 	/* a watch message over the bound is a broken stream, reported, never dropped */
 	struct fxc_watch fw = { 0 };
 	struct etcd_watch_cbs cbs;
