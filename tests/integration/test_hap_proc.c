@@ -93,7 +93,7 @@ static struct hap_server server(const char *name, const char *addr, int port, in
 static void write_rendered(const struct hap_pool *pools, size_t n)
 {
 	struct buf out = BUF_INIT(1u << 20);
-	struct hap_render_opts o = { state_path, pools, n };
+	struct hap_render_opts o = { .state_file = state_path, .pools = pools, .n_pools = n };
 	struct vxerr err;
 	if (hap_render(&cfg, &o, &out, &err) != 0)
 		fail_msg("%s", err.msg);

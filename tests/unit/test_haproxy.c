@@ -721,7 +721,7 @@ static void test_render_directives(void **state)
 	strcpy(web[2].addr, "::1");
 	web[2].admin = HAP_ADMIN_MAINT;
 	struct hap_pool pools[2] = { { "web", web, 3 }, { "gone", web, 1 } };
-	struct hap_render_opts opts = { "/run/vx/state", pools, 2 };
+	struct hap_render_opts opts = { .state_file = "/run/vx/state", .pools = pools, .n_pools = 2 };
 	struct buf out = BUF_INIT(1u << 20);
 	assert_int_equal(hap_render(&cfg, &opts, &out, NULL), 0);
 	const char *t = out.data;
@@ -780,10 +780,10 @@ static void test_render_refuses(void **state)
 	struct hap_server bad = good_server();
 	strcpy(bad.addr, "1.2.3.4\nserver x");
 	struct hap_pool pool = { "web", &bad, 1 };
-	struct hap_render_opts opts = { NULL, &pool, 1 };
+	struct hap_render_opts opts = { .pools = &pool, .n_pools = 1 };
 	assert_int_equal(hap_render(&cfg, &opts, &out, &err), -1);
 	assert_non_null(strstr(err.msg, "web"));
-	struct hap_render_opts bad_state = { "/tmp/x\n", NULL, 0 };
+	struct hap_render_opts bad_state = { .state_file = "/tmp/x\n" };
 	assert_int_equal(hap_render(&cfg, &bad_state, &out, &err), -1);
 	/* a bounded output buffer */
 	struct buf small = BUF_INIT(100);
