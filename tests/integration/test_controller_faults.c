@@ -86,6 +86,16 @@ static void assert_serves(const char *service)
 		fail_msg("%s answered %ld", service, st);
 }
 
+/* veltrix_watch_resyncs_total{reason} grew past before (absent series read as < 0). */
+static void assert_resync_counted(const char *reason, double before)
+{
+	char series[128];
+	snprintf(series, sizeof(series), "veltrix_watch_resyncs_total{reason=\"%s\"}", reason);
+	double after = fx_stack_metric(&stack, series);
+	if (after < (before > 0 ? before : 0) + 1)
+		fail_msg("no %s resync counted (%.0f before, %.0f after)", reason, before, after);
+}
+
 /* etcd stops: every server stays and serves, /healthz says degraded and staleness grows; etcd
  * comes back: healthy, nothing removed, and a new registration converges. */
 static void test_etcd_down_keeps_pools_and_recovers(void **state)
@@ -138,9 +148,7 @@ static void test_compaction_during_watch_resyncs(void **state)
 	fx_proxy_refuse(stack.proxy, false);
 
 	assert_true(fx_stack_wait_names(&stack, "cmp", "c1,c2", 20000));
-	double after = fx_stack_metric(&stack, "veltrix_watch_resyncs_total{reason=\"compacted\"}");
-	if (after < (before > 0 ? before : 0) + 1)
-		fail_msg("no compaction resync counted (%.0f before, %.0f after)", before, after);
+	assert_resync_counted("compacted", before);
 	assert_true(fx_stack_log_count(&stack, "msg=\"watch needs a resync\" reason=compacted") >= 1);
 	assert_true(fx_wait(registry_up, NULL, WAIT_MS));
 }
@@ -175,9 +183,7 @@ static void test_etcd_restore_is_seen(void **state)
 	fx_stack_put(&stack, "cmp", "after", fx_stack_value(&stack, 3, NULL));
 
 	assert_true(fx_stack_wait_names(&stack, "cmp", "after,c1,c2", 20000));
-	double after = fx_stack_metric(&stack, "veltrix_watch_resyncs_total{reason=\"revision went backwards\"}");
-	if (after < (before > 0 ? before : 0) + 1)
-		fail_msg("no resync counted (%.0f before, %.0f after)", before, after);
+	assert_resync_counted("revision went backwards", before);
 	assert_true(fx_stack_log_count(&stack, "the store was restored from a snapshot or replaced") >= 1);
 	assert_true(fx_wait(registry_up, NULL, WAIT_MS));
 	free(rm);
