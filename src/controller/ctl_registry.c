@@ -53,9 +53,9 @@ static void on_events(void *arg, const struct etcd_watch_batch *b)
 {
 	struct controller *c = arg;
 	registry_contact(c, true);
-	if (b->n_events == 0 && b->revision <= reg_view_revision(c->view))
+	if (b->n_events == 0 && b->delivered_revision <= reg_view_revision(c->view))
 		return;
-	reg_view_apply(c->view, b->events, b->n_events, b->revision);
+	reg_view_apply(c->view, b->events, b->n_events, b->delivered_revision);
 	take_changes(c, time_mono_us());
 	ctl_schedule_reconcile(c);
 }

@@ -232,11 +232,13 @@ void reg_view_load_snapshot(struct reg_view *v, const struct etcd_kv *kvs, size_
 /* Applies a watch batch, in order. Events with mod_revision <= the view's revision at the
  * start of the call are replays and ignored, so a batch must hold whole revisions (etcd
  * never splits one across watch responses unless asked to fragment). The view's revision
- * becomes the highest of its own, `revision` (the response header's, so a progress
- * notification with n == 0 advances it) and the events'. Returns the number of events that
- * were not ignored. */
+ * becomes the highest of its own and the events'; `delivered` counts only for a batch without
+ * events (a progress notification: everything up to it was delivered). Never the header
+ * revision of a batch with events: a watch catching up gets at most 1,000 revisions per
+ * response, each with the member's current revision in its header, and taking that would
+ * skip the next response's events. Returns the number of events that were not ignored. */
 size_t reg_view_apply(struct reg_view *v, const struct etcd_event *events, size_t n,
-		      int64_t revision);
+		      int64_t delivered);
 
 int64_t reg_view_revision(const struct reg_view *v);
 const char *reg_view_prefix(const struct reg_view *v);

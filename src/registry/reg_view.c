@@ -406,9 +406,9 @@ static char *apply_kv(struct reg_view *v, const struct etcd_kv *kv, bool is_dele
 }
 
 size_t reg_view_apply(struct reg_view *v, const struct etcd_event *events, size_t n,
-		      int64_t revision)
+		      int64_t delivered)
 {
-	int64_t start = v->revision, top = revision > start ? revision : start;
+	int64_t start = v->revision, top = n == 0 && delivered > start ? delivered : start;
 	size_t applied = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct etcd_kv *kv = &events[i].kv;
