@@ -416,6 +416,21 @@ static void drain_clocks(struct round_svc *rs, int64_t now)
 
 /* ---- operations -> commands ---- */
 
+/* A server HAProxy would send traffic to now: ready, not failing its checks, some weight. */
+static bool has_usable_server(const struct ctl_service *s)
+{
+	for (size_t i = 0; i < s->n_cache; i++)
+		if (s->cache[i].admin == CTL_ADMIN_READY && !s->cache[i].check_down && s->cache[i].weight > 0)
+			return true;
+	return false;
+}
+
+/* add (in maintenance), enable health, enable, and, when the backend has a usable server, health
+ * down: HAProxy counts a server up the moment it is enabled, so a dead new instance would take
+ * traffic (and leastconn would prefer it) until its checks failed. In a backend with nothing
+ * usable the new server starts up, as HAProxy has it: holding it down could only refuse traffic
+ * (a cold start, or a restart of HAProxy, would wait `rise` checks for every server). Enabling
+ * resets the health to up, so the health command comes after it. */
 static int push_add(struct batch *b, struct round_svc *rs, const struct ctl_op *op, struct vxerr *err)
 {
 	struct ctl_service *s = rs->s;
@@ -434,8 +449,13 @@ static int push_add(struct batch *b, struct round_svc *rs, const struct ctl_op *
 		hap_cmd_enable_health(&cmd, s->name, op->name, NULL);
 		batch_push(b, &cmd, rs, op, false);
 	}
+	bool hold = chk.enabled && has_usable_server(s);
 	hap_cmd_enable_server(&cmd, s->name, op->name, NULL);
-	batch_push(b, &cmd, rs, op, true);
+	batch_push(b, &cmd, rs, op, !hold);
+	if (hold) {
+		hap_cmd_set_health_down(&cmd, s->name, op->name, NULL);
+		batch_push(b, &cmd, rs, op, true);
+	}
 	b->origin[b->n - 1].id = srv.id;
 	return 0;
 }

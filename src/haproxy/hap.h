@@ -98,6 +98,9 @@ int hap_cmd_add_server(struct hap_cmd *out, const char *backend, const struct ha
 		       const struct hap_check *chk, struct vxerr *err);
 int hap_cmd_enable_server(struct hap_cmd *out, const char *backend, const char *server, struct vxerr *err);
 int hap_cmd_enable_health(struct hap_cmd *out, const char *backend, const char *server, struct vxerr *err);
+/* `set server b/s health down`: a server just enabled counts as up until its checks say otherwise;
+ * this makes it earn `rise` passing checks first. */
+int hap_cmd_set_health_down(struct hap_cmd *out, const char *backend, const char *server, struct vxerr *err);
 int hap_cmd_set_weight(struct hap_cmd *out, const char *backend, const char *server, int weight,
 		       struct vxerr *err);
 int hap_cmd_set_maxconn(struct hap_cmd *out, const char *backend, const char *server, int64_t maxconn,

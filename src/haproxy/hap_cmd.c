@@ -146,6 +146,13 @@ int hap_cmd_enable_health(struct hap_cmd *out, const char *backend, const char *
 	return put(out, HAP_CMD_SET, err, "enable health %s/%s", backend, server);
 }
 
+int hap_cmd_set_health_down(struct hap_cmd *out, const char *backend, const char *server, struct vxerr *err)
+{
+	if (check_target(backend, server, err) != 0)
+		return -1;
+	return put(out, HAP_CMD_SET, err, "set server %s/%s health down", backend, server);
+}
+
 int hap_cmd_set_weight(struct hap_cmd *out, const char *backend, const char *server, int weight,
 		       struct vxerr *err)
 {
@@ -401,11 +408,13 @@ void hap_check_from_health(const struct cfg_health *h, struct hap_check *out)
 		c.enabled = true;
 		c.inter_us = h->interval_us > 0 ? h->interval_us : default_inter_us;
 		/* A server that starts failing is confirmed down (or back up) at four times the
-		 * normal pace: the faster a dead backend leaves the pool, the fewer retries. */
+		 * normal pace: the faster a dead backend leaves the pool, the fewer retries. A down
+		 * server is looked at as often: a new one starts down and joins after `rise` checks,
+		 * so this is how soon a scale-out takes traffic. */
 		c.fastinter_us = c.inter_us / 4 > min_fast_us ? c.inter_us / 4 : min_fast_us;
 		if (c.fastinter_us > c.inter_us)
 			c.fastinter_us = c.inter_us;
-		c.downinter_us = c.inter_us;
+		c.downinter_us = c.fastinter_us;
 		c.rise = h->rise > 0 ? h->rise : 2;
 		c.fall = h->fall > 0 ? h->fall : 3;
 	}

@@ -120,7 +120,7 @@ static void test_raw_and_lease_registrations_serve_and_leave(void **state)
 	free(etcdctl((const char *const[]){ "put", lease_opt, "/veltrix/services/reg/agent1", leased, NULL }));
 	free(lease_opt);
 
-	assert_true(fx_stack_wait_names(&stack, "reg", "agent1,raw1,raw2", WAIT_MS));
+	assert_true(fx_stack_wait_serving(&stack, "reg", "agent1,raw1,raw2", WAIT_MS));
 	struct fx_srv srv[8];
 	int n = fx_stack_servers(&stack, "reg", srv, 8);
 	assert_int_equal(n, 3);
@@ -291,7 +291,7 @@ static void test_panic_threshold_holds_until_force_sync(void **state)
 		snprintf(name, sizeof(name), "p%d", i);
 		fx_stack_put(&stack, "pan", name, fx_stack_value(&stack, i, NULL));
 	}
-	assert_true(fx_stack_wait_names(&stack, "pan", "p0,p1,p2,p3,p4", WAIT_MS));
+	assert_true(fx_stack_wait_serving(&stack, "pan", "p0,p1,p2,p3,p4", WAIT_MS));
 	const char *gone[] = { "p0", "p1", "p2" };
 	fx_stack_del_many(&stack, "pan", gone, 3);
 	int64_t deadline = time_mono_us() + WAIT_MS * 1000LL;

@@ -96,7 +96,7 @@ static void test_only_own_servers_are_managed(void **state)
 	(void)state;
 	fx_stack_put(&stack, "web", "a0", fx_stack_value(&stack, 0, NULL));
 	fx_stack_put(&stack, "web", "a1", fx_stack_value(&stack, 1, NULL));
-	assert_true(fx_stack_wait_names(&stack, "web", "a0,a1,static1", WAIT_MS));
+	assert_true(fx_stack_wait_serving(&stack, "web", "a0,a1,static1", WAIT_MS));
 	assert_static_untouched();
 	char url[64], who[64], seen[128] = "";
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", user_port);
@@ -161,7 +161,7 @@ static void test_ownership_survives_restart(void **state)
 			fail_msg("the controller did not add its server back after the reload");
 		time_sleep_us(50000);
 	}
-	assert_true(fx_stack_wait_names(&stack, "web", "a2,static1", WAIT_MS));
+	assert_true(fx_stack_wait_serving(&stack, "web", "a2,static1", WAIT_MS));
 	assert_static_untouched();
 	char *owned = owned_file();
 	assert_string_equal(owned, "web a2\n");

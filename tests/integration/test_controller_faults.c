@@ -44,6 +44,8 @@ static int setup(void **state)
 		{ "cmp", NULL, 0 },
 		{ "kil", "    balance: roundrobin\n", 0 },
 		{ "gap", NULL, 0 },
+		{ "hold", "    balance: leastconn\n    retries: 1\n    health:\n      type: tcp\n      interval: 200ms\n"
+			  "      timeout: 100ms\n", 0 },
 	};
 	static const char *const ts_args[] = { "--service-time", "20ms", "--capacity", "64", NULL };
 	struct fx_stack_opts o = { .n_backends = 4, .backend_args = ts_args, .etcd_via_proxy = true };
@@ -177,6 +179,37 @@ static void test_long_outage_catches_up_every_change(void **state)
 	assert_true(fx_wait(registry_up, NULL, 20000));
 	assert_true(fx_stack_wait_names(&stack, "gap", "g0,g2", WAIT_MS));
 	assert_int_equal(fx_stack_log_count(&stack, "msg=\"watch needs a resync\""), resyncs); /* the watch resumed */
+}
+
+/* issue 10 D6: instances registered next to healthy ones but dead (nothing listens on their
+ * port) never take a request: a new server starts down and earns `rise` passing checks first.
+ * Before, HAProxy counted it up from the moment it was enabled, leastconn preferred it, and
+ * every request sent there until its checks failed was lost. */
+static void test_new_servers_wait_for_their_checks(void **state)
+{
+	(void)state;
+	fx_stack_put(&stack, "hold", "b0", fx_stack_value(&stack, 0, NULL));
+	fx_stack_put(&stack, "hold", "b1", fx_stack_value(&stack, 1, NULL));
+	assert_true(fx_stack_wait_names(&stack, "hold", "b0,b1", WAIT_MS));
+	struct fx_load l;
+	const char *args[] = { "-R", "300", "-c", "16", "-t", "1", "-d", "3s", "--timeout", "1s", "--quiet", NULL };
+	fx_load_spawn(&l, fx_stack_url(&stack, "hold"), args);
+	time_sleep_us(500 * 1000);
+	char names[512] = "b0,b1";
+	for (int i = 0; i < 20; i++) {
+		char name[16], value[96];
+		snprintf(name, sizeof(name), "d%02d", i);
+		snprintf(value, sizeof(value), "{\"address\":\"127.0.0.1\",\"port\":%d}", fx_unique_port());
+		fx_stack_put(&stack, "hold", name, value);
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), ",%s", name);
+	}
+	assert_true(fx_stack_wait_names(&stack, "hold", names, WAIT_MS));
+	fx_load_wait(&l, 30000);
+	assert_non_null(l.json);
+	long long sent = fx_jint(l.json, "requests", "sent", NULL), ok = fx_jint(l.json, "status", "2xx", NULL);
+	if (sent < 600 || ok != sent)
+		fail_msg("%lld of %lld requests failed after dead instances registered:\n%s", sent - ok, sent, l.out);
+	fx_load_free(&l);
 }
 
 /* issue 10 D1: etcd restored from an older snapshot (same cluster, its revision now below
@@ -473,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_etcd_down_keeps_pools_and_recovers),
 		cmocka_unit_test(test_compaction_during_watch_resyncs),
 		cmocka_unit_test(test_long_outage_catches_up_every_change),
+		cmocka_unit_test(test_new_servers_wait_for_their_checks),
 		cmocka_unit_test(test_etcd_restore_is_seen),
 		cmocka_unit_test(test_kill9_and_restart_under_traffic),
 		cmocka_unit_test(test_renamed_config_adopts_without_reload),

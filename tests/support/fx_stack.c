@@ -335,6 +335,31 @@ bool fx_stack_wait_names(const struct fx_stack *s, const char *service, const ch
 	}
 }
 
+static bool all_serving(const struct fx_stack *s, const char *service)
+{
+	struct fx_srv srv[64];
+	int n = fx_stack_servers(s, service, srv, 64);
+	for (int i = 0; i < n; i++)
+		if (strncmp(srv[i].status, "UP", 2) != 0 && strcmp(srv[i].status, "no check") != 0)
+			return false;
+	return n >= 0;
+}
+
+bool fx_stack_wait_serving(const struct fx_stack *s, const char *service, const char *names, int timeout_ms)
+{
+	int64_t deadline = time_mono_us() + (int64_t)timeout_ms * 1000;
+	if (!fx_stack_wait_names(s, service, names, timeout_ms))
+		return false;
+	while (!all_serving(s, service)) {
+		if (time_mono_us() > deadline) {
+			fprintf(stderr, "# backend %s: not every server of [%s] passed its checks\n", service, names);
+			return false;
+		}
+		time_sleep_us(20000);
+	}
+	return strcmp(fx_stack_names(s, service), names) == 0;
+}
+
 /* ---- the controller ---- */
 
 double fx_stack_metric(const struct fx_stack *s, const char *series)

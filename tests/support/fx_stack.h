@@ -115,6 +115,9 @@ int fx_stack_servers(const struct fx_stack *s, const char *service, struct fx_sr
 const char *fx_stack_names(const struct fx_stack *s, const char *service);
 /* Waits until fx_stack_names equals names; false after timeout_ms. */
 bool fx_stack_wait_names(const struct fx_stack *s, const char *service, const char *names, int timeout_ms);
+/* Waits until the backend holds exactly names and each of them takes traffic (its checks
+ * passed, or it has none): a new server starts down until `rise` checks pass. */
+bool fx_stack_wait_serving(const struct fx_stack *s, const char *service, const char *names, int timeout_ms);
 /* A runtime API command on the stack's socket (caller frees; NULL when no answer). */
 char *fx_stack_hap(const struct fx_stack *s, const char *cmd);
 /* The pid of HAProxy's current worker, and the master's reload count (-1 when unknown). */

@@ -646,7 +646,7 @@ static void test_check_from_health(void **state)
 	assert_true(c.enabled);
 	assert_int_equal(c.inter_us, 2000000);
 	assert_int_equal(c.fastinter_us, 500000);
-	assert_int_equal(c.downinter_us, 2000000);
+	assert_int_equal(c.downinter_us, 500000);
 	assert_int_equal(c.rise, 2);
 	assert_int_equal(c.fall, 3);
 	h.interval_us = 200000; /* fastinter floors at 100ms but never exceeds inter */
@@ -741,7 +741,7 @@ static void test_render_directives(void **state)
 	assert_has(t, "    http-reuse safe\n");
 	assert_has(t, "    option httpchk GET /healthz\n");
 	assert_has(t, "    server i-1 10.0.0.1:8080 weight 10 maxconn 100 check inter 1000ms fastinter 250ms "
-		      "downinter 1000ms rise 2 fall 3 pool-max-conn -1 pool-purge-delay 5s\n");
+		      "downinter 250ms rise 2 fall 3 pool-max-conn -1 pool-purge-delay 5s\n");
 	assert_has(t, "    server i-2 10.0.0.1:8080 weight 0 maxconn 100 check"); /* drain */
 	assert_has(t, "    server i-3 [::1]:8080 weight 10 maxconn 100 disabled check");
 	assert_has(t, "\nbackend db\n    mode tcp\n    balance first\n");
