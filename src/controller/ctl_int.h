@@ -70,6 +70,13 @@ enum ctl_job_kind {
 	CTL_JOB_RESTART, /* HAProxy is gone: render, check, start */
 };
 
+/* Servers grouped per backend, for a rendering (managed mode). */
+struct ctl_pools {
+	struct hap_pool *pools;
+	struct hap_server *servers;
+	size_t n_pools;
+};
+
 /* One job of the worker (ctl_job.c runs its steps; ctl_managed.c says what they do). */
 struct ctl_job {
 	enum ctl_job_kind kind;
@@ -117,6 +124,9 @@ struct controller {
 	bool managed_running;
 	int hap_restart_failures;  /* managed: failed starts since HAProxy was last seen running */
 	int64_t hap_restart_at_us; /* managed: no new start attempt before this */
+	/* managed: the servers the dead HAProxy had, as the cache knew them, taken on the loop for
+	 * the restart job to render (the job's while it runs) */
+	struct ctl_pools restart_carry;
 	struct ctl_owned *owned;
 	struct ctl_jobs *jobs;
 	bool reload_pending;          /* SIGHUP while a job ran: reload when it is done */

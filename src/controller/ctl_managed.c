@@ -28,21 +28,41 @@ static char *state_path(const struct controller *c, const char *name)
 	return xasprintf("%s/%s", c->cfg->haproxy.state_dir, name);
 }
 
-/* The servers HAProxy holds now, grouped per backend, for the next rendering. */
-struct pools {
-	struct hap_pool *pools;
-	struct hap_server *servers;
-	size_t n_pools;
-};
-
-static void pools_release(struct pools *p)
+static void pools_release(struct ctl_pools *p)
 {
 	free(p->pools);
 	free(p->servers);
 	memset(p, 0, sizeof(*p));
 }
 
-static int pools_read(struct hap_rt *rt, const struct vx_config *cfg, struct pools *out, struct vxerr *err)
+/* What the cache says HAProxy had: for a restart after a crash, so the new HAProxy serves at
+ * once, and servers the panic threshold holds are not forgotten (issue 10 D3, D11). */
+static void pools_from_cache(const struct controller *c, struct ctl_pools *out)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < c->n_svcs; i++)
+		total += c->svcs[i].n_cache;
+	out->servers = xcalloc(total ? total : 1, sizeof(*out->servers));
+	out->pools = xcalloc(c->n_svcs ? c->n_svcs : 1, sizeof(*out->pools));
+	size_t k = 0;
+	for (size_t i = 0; i < c->n_svcs; i++) {
+		const struct ctl_service *svc = &c->svcs[i];
+		struct hap_pool *pool = &out->pools[out->n_pools++];
+		pool->backend = svc->cfg->name;
+		pool->servers = &out->servers[k];
+		for (size_t j = 0; j < svc->n_cache; j++) {
+			const struct ctl_have *h = &svc->cache[j];
+			struct hap_server *s = &out->servers[k++];
+			*s = (struct hap_server){ .port = h->port, .weight = h->weight, .maxconn = h->maxconn,
+						  .admin = (enum hap_admin)h->admin };
+			snprintf(s->name, sizeof(s->name), "%s", h->name);
+			snprintf(s->addr, sizeof(s->addr), "%s", h->addr);
+			pool->n++;
+		}
+	}
+}
+
+static int pools_read(struct hap_rt *rt, const struct vx_config *cfg, struct ctl_pools *out, struct vxerr *err)
 {
 	struct hap_cmd cmds[2];
 	struct hap_reply replies[2] = { { 0 } };
@@ -89,7 +109,7 @@ out:
 	return r;
 }
 
-static int render(const struct vx_config *cfg, const char *state_file, const struct pools *p, struct buf *out,
+static int render(const struct vx_config *cfg, const char *state_file, const struct ctl_pools *p, struct buf *out,
 		  struct vxerr *err)
 {
 	struct hap_render_opts o = { .state_file = state_file, .pools = p ? p->pools : NULL,
@@ -140,11 +160,15 @@ bool ctl_services_structurally_equal(const struct vx_config *a, const struct vx_
 }
 
 /* The servers to carry over: a refresh and a reload read them from the running HAProxy, on a
- * connection of their own (this runs on the worker thread); a start has none to carry. */
-static int carried_pools(struct controller *c, const struct ctl_job *j, struct pools *p, struct vxerr *err)
+ * connection of their own (this runs on the worker thread); a restart takes what the loop
+ * snapshotted from its cache (nothing at the first start). */
+static int carried_pools(struct controller *c, const struct ctl_job *j, struct ctl_pools *p, struct vxerr *err)
 {
-	if (j->kind == CTL_JOB_RESTART)
+	if (j->kind == CTL_JOB_RESTART) {
+		*p = c->restart_carry;
+		memset(&c->restart_carry, 0, sizeof(c->restart_carry));
 		return 0;
+	}
 	struct hap_rt_opts o = { .timeout_us = RT_TIMEOUT_US };
 	struct hap_rt *rt = hap_rt_open(c->runtime_socket, &o, err);
 	int r = rt ? pools_read(rt, j->cfg, p, err) : -1;
@@ -181,7 +205,7 @@ static int new_binds_free(const struct controller *c, const struct vx_config *ne
 
 int ctl_managed_prepare(struct controller *c, struct ctl_job *j)
 {
-	struct pools p = { 0 };
+	struct ctl_pools p = { 0 };
 	struct buf text;
 	char *state_file = state_path(c, "haproxy.state");
 	int r = -1;
@@ -395,9 +419,12 @@ void ctl_managed_supervise(struct controller *c)
 		c->managed_running = false;
 	}
 	ctl_rt_drop(c);
-	/* The dead process took its servers along: start from the bare rendering, the reconcile
-	 * adds them back through the Runtime API. */
-	ctl_job_start(c, CTL_JOB_RESTART, NULL);
+	/* The dead process took its servers along: the new one starts with every server the cache
+	 * knew, and the reconcile that follows corrects what changed meanwhile. */
+	pools_release(&c->restart_carry);
+	pools_from_cache(c, &c->restart_carry);
+	if (!ctl_job_start(c, CTL_JOB_RESTART, NULL))
+		pools_release(&c->restart_carry);
 }
 
 static void restart_done(struct controller *c, const struct ctl_job *j)
@@ -463,6 +490,7 @@ void ctl_managed_discard(struct controller *c, struct ctl_job *j)
 
 void ctl_managed_stop(struct controller *c)
 {
+	pools_release(&c->restart_carry); /* a restart the stop cut short */
 	if (!c->managed_running)
 		return;
 	if (c->stop_haproxy_on_exit) {

@@ -44,6 +44,7 @@ static int setup(void **state)
 		{ "cmp", NULL, 0 },
 		{ "kil", "    balance: roundrobin\n", 0 },
 		{ "gap", NULL, 0 },
+		{ "pan", NULL, 0 },
 		{ "hold", "    balance: leastconn\n    retries: 1\n    health:\n      type: tcp\n      interval: 200ms\n"
 			  "      timeout: 100ms\n", 0 },
 	};
@@ -500,6 +501,46 @@ static void test_haproxy_crash_is_repaired(void **state)
 	assert_true(fx_stack_log_count(&stack, "HAProxy is gone") >= 1);
 }
 
+/* issue 10 D3, D11: HAProxy crashes while the panic threshold holds servers whose keys
+ * vanished. The new HAProxy starts with every server the old one had, held ones included: the
+ * pool serves from its first request (no 503 once it listens). Before, the restart rendered no
+ * servers and re-added only the registered ones: the held servers were gone, and every request
+ * until the re-add was a 503. */
+static void test_crash_keeps_what_the_panic_threshold_holds(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "p%d", i);
+		fx_stack_put(&stack, "pan", name, fx_stack_value(&stack, i, NULL));
+	}
+	assert_true(fx_stack_wait_serving(&stack, "pan", "p0,p1,p2,p3", WAIT_MS));
+	const char *gone[] = { "p0", "p1", "p2" };
+	fx_stack_del_many(&stack, "pan", gone, 3);
+	int64_t deadline = time_mono_us() + WAIT_MS * 1000LL;
+	while (fx_stack_metric(&stack, "veltrix_panic_held_servers{service=\"pan\"}") != 3) {
+		if (time_mono_us() > deadline)
+			fail_msg("the panic threshold did not hold the servers");
+		time_sleep_us(50000);
+	}
+	struct fx_load l;
+	const char *args[] = { "-R", "200", "-c", "16", "-t", "1", "-d", "4s", "--timeout", "1s", "--quiet", NULL };
+	fx_load_spawn(&l, fx_stack_url(&stack, "pan"), args);
+	time_sleep_us(500 * 1000);
+	fx_stack_haproxy_kill(&stack);
+	assert_true(fx_wait(haproxy_back, NULL, 20000));
+	fx_stack_track_haproxy(&stack);
+	fx_load_wait(&l, 30000);
+	assert_non_null(l.json);
+	long long sent = fx_jint(l.json, "requests", "sent", NULL), bad = fx_jint(l.json, "status", "5xx", NULL);
+	if (sent < 600 || bad != 0)
+		fail_msg("%lld of %lld requests answered 5xx around the restart:\n%s", bad, sent, l.out);
+	fx_load_free(&l);
+	assert_string_equal(fx_stack_names(&stack, "pan"), "p0,p1,p2,p3");
+	assert_serves("pan");
+	assert_int_equal(fx_stack_metric(&stack, "veltrix_panic_held_servers{service=\"pan\"}"), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_sighup_adds_service_with_one_reload),
 		cmocka_unit_test(test_failed_reload_keeps_files_of_what_runs),
 		cmocka_unit_test(test_haproxy_crash_is_repaired),
+		cmocka_unit_test(test_crash_keeps_what_the_panic_threshold_holds),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
