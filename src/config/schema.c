@@ -67,17 +67,21 @@ const struct cfg_key cfg_schema[] = {
 	SECTION("haproxy", "the data plane"),
 	{ .path = "haproxy.mode", .type = CFG_T_ENUM, .def = "managed", .choices = hap_modes, ROOT(haproxy.mode),
 	  .why = "managed: veltrix renders the configuration and runs HAProxy; attach: you run HAProxy and give its runtime socket",
-	  .doc = "`managed`: veltrix runs HAProxy; `attach`: veltrix drives an HAProxy you run, through `runtime_socket`" },
+	  .doc = "`managed`: veltrix runs HAProxy; `attach`: veltrix drives an HAProxy you run, through `runtime_socket`"
+		 "; restart only (SIGHUP keeps the running value)" },
 	{ .path = "haproxy.binary", .type = CFG_T_STR, .def = "haproxy", ROOT(haproxy.binary),
 	  .doc = "HAProxy executable (managed mode), searched in PATH" },
 	{ .path = "haproxy.state_dir", .type = CFG_T_STR, .def = ".veltrix/haproxy", ROOT(haproxy.state_dir),
-	  .doc = "managed mode: where the rendered configuration, sockets, server state file and logs go" },
+	  .doc = "managed mode: where the rendered configuration, sockets, server state file and logs go"
+		 "; restart only (SIGHUP keeps the running value)" },
 	{ .path = "haproxy.runtime_socket", .type = CFG_T_STR, ROOT(haproxy.runtime_socket),
 	  .def_doc = "`<state_dir>/runtime.sock` (managed)",
-	  .doc = "unix socket of HAProxy's Runtime API at admin level; required in attach mode" },
+	  .doc = "unix socket of HAProxy's Runtime API at admin level; required in attach mode"
+		 "; restart only (SIGHUP keeps the running value)" },
 	{ .path = "haproxy.master_socket", .type = CFG_T_STR, ROOT(haproxy.master_socket),
 	  .def_doc = "`<state_dir>/master.sock` (managed)",
-	  .doc = "unix socket of HAProxy's master CLI (reloads, `show proc`); optional in attach mode" },
+	  .doc = "unix socket of HAProxy's master CLI (reloads, `show proc`); optional in attach mode"
+		 "; restart only (SIGHUP keeps the running value)" },
 	{ .path = "haproxy.maxconn", .type = CFG_T_INT, .def = "4096", .min = 1, .max = 2000000, ROOT(haproxy.maxconn),
 	  .doc = "global maxconn: connections HAProxy holds at once; each proxied one costs two file descriptors" },
 	{ .path = "haproxy.nbthread", .type = CFG_T_INT, .def = "0", .min = 0, .max = 256, ROOT(haproxy.nbthread),

@@ -1,5 +1,6 @@
 /* The controller's lifecycle and clock: services, dirty marks, and the timers that turn them
  * into reconciles (see controller.h). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,58 @@ void ctl_config_swap(struct controller *c, struct vx_config *next)
 	ctl_schedule_reconcile(c);
 }
 
+/* Settings read at start only (docs/controller.md, SIGHUP): HAProxy keeps its sockets where
+ * it started and its master re-reads haproxy.cfg from the same path on every reload, so a new
+ * value would reload it onto sockets nobody answers on (issue 10 D5). */
+static const struct restart_only {
+	const char *name;
+	size_t offset; /* of a char * in struct vx_config */
+} restart_only[] = {
+	{ "haproxy.state_dir", offsetof(struct vx_config, haproxy.state_dir) },
+	{ "haproxy.runtime_socket", offsetof(struct vx_config, haproxy.runtime_socket) },
+	{ "haproxy.master_socket", offsetof(struct vx_config, haproxy.master_socket) },
+};
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static void warn_kept(const char *name, const char *running, const char *configured)
+{
+	log_warn("restart-only setting changed, keeping the running value; restart the controller to apply",
+		 "setting=%s running=%s configured=%s", name, log_q(running ? running : "(none)"),
+		 log_q(configured ? configured : "(none)"));
+}
+
+static void keep_running_value(const char *name, const char *running, char **next)
+{
+	if (same_str(running, *next))
+		return;
+	warn_kept(name, running, *next);
+	free(*next);
+	*next = running ? xstrdup(running) : NULL;
+}
+
+static const char *mode_name(enum hap_mode m)
+{
+	return m == HAP_MODE_MANAGED ? "managed" : "attach";
+}
+
+/* next takes the running values of the restart-only settings, with a warning for each change. */
+static void keep_restart_only(const struct vx_config *running, struct vx_config *next)
+{
+	if (running->haproxy.mode != next->haproxy.mode) {
+		warn_kept("haproxy.mode", mode_name(running->haproxy.mode), mode_name(next->haproxy.mode));
+		next->haproxy.mode = running->haproxy.mode;
+	}
+	for (size_t i = 0; i < sizeof(restart_only) / sizeof(restart_only[0]); i++) {
+		const char *have = *(char *const *)(const void *)((const char *)running + restart_only[i].offset);
+		char **want = (char **)(void *)((char *)next + restart_only[i].offset);
+		keep_running_value(restart_only[i].name, have, want);
+	}
+}
+
 void ctl_reload_config(struct controller *c)
 {
 	if (!c->cfg_path) {
@@ -271,6 +324,7 @@ void ctl_reload_config(struct controller *c)
 		return;
 	}
 	cfg_diags_release(&d);
+	keep_restart_only(c->cfg, next);
 	/* A new structure reloads HAProxy first; the configuration changes when that worked
 	 * (ctl_managed_done), and meanwhile registry changes keep flowing. */
 	if (c->cfg->haproxy.mode == HAP_MODE_MANAGED && !ctl_services_structurally_equal(c->cfg, next)) {
