@@ -287,7 +287,7 @@ static void proc_opts(struct controller *c, struct hap_proc_opts *o, char **path
 int ctl_managed_apply(struct controller *c, struct ctl_job *j)
 {
 	if (j->kind == CTL_JOB_RELOAD)
-		return hap_proc_reload(&c->proc, &j->err);
+		return hap_proc_reload_to(&c->proc, j->cfg->haproxy.runtime_socket, &j->err);
 	if (j->kind != CTL_JOB_RESTART)
 		return 0;
 	struct hap_proc_opts o;
@@ -324,7 +324,26 @@ static void reloaded(struct controller *c, const struct vx_config *cfg)
 	metric_add(c->m.reloads_total, 1, NULL);
 	log_info("HAProxy reloaded", "worker_pid=%lld services=%zu", (long long)c->proc.worker_pid, cfg->n_services);
 	ctl_rt_drop(c);
+	if (strcmp(c->runtime_socket, c->proc.opts.runtime_socket) != 0) { /* moved by an adoption's reload */
+		free(c->runtime_socket);
+		c->runtime_socket = xstrdup(c->proc.opts.runtime_socket);
+	}
 	ctl_mark_all_dirty(c);
+}
+
+/* An adopted HAProxy serves its runtime API where it was started, which a changed
+ * configuration may no longer name (issue 10 D7): its servers are read there, and the reload
+ * moves it to the configured path. */
+static bool runtime_socket_moved(struct controller *c)
+{
+	const char *served = c->proc.opts.runtime_socket;
+	if (strcmp(served, c->cfg->haproxy.runtime_socket) == 0)
+		return false;
+	log_warn("the running HAProxy serves its runtime API on another path, reloading it onto the configured one",
+		 "served=%s configured=%s", log_q(served), log_q(c->cfg->haproxy.runtime_socket));
+	free(c->runtime_socket);
+	c->runtime_socket = xstrdup(served);
+	return true;
 }
 
 int ctl_managed_start(struct controller *c, struct vxerr *err)
@@ -346,9 +365,10 @@ int ctl_managed_start(struct controller *c, struct vxerr *err)
 			 (long long)c->proc.worker_pid);
 		c->managed_running = true;
 		c->proc.opts.timeout_us = PROC_TIMEOUT_US; /* the short timeout was for finding it */
+		bool moved = runtime_socket_moved(c);
 		/* It may run an older rendering: bring it to this configuration, keeping its servers.
 		 * When the structure is the same, no reload: a reload closes idle client connections. */
-		if (skeleton_matches(c)) {
+		if (!moved && skeleton_matches(c)) {
 			r = 0;
 			goto out;
 		}

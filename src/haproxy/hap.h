@@ -292,6 +292,10 @@ int hap_parse_proc(const char *text, size_t len, struct hap_proc_list *out, stru
 /* The current (not old) worker with the fewest reloads, or 0 when there is none. */
 int64_t hap_proc_current_worker(const struct hap_proc_list *l);
 
+/* `show cli sockets`: the path of the first unix socket at admin level (the runtime API a
+ * worker serves), copied into path[cap]; an error when there is none or it does not fit. */
+int hap_parse_cli_sockets(const char *text, size_t len, char *path, size_t cap, struct vxerr *err);
+
 /* `show backend`: the backend names. */
 struct hap_backends {
 	char **names;
@@ -360,12 +364,17 @@ struct hap_proc {
 /* Starts `haproxy -W -S <master_socket>,mode,600 -f <cfg_path>` in the foreground as a child
  * and waits until the runtime socket answers `show info`. */
 int hap_proc_start(struct hap_proc *p, const struct hap_proc_opts *opts, struct vxerr *err);
-/* Takes over a running master found through its master socket (a restarted controller). */
+/* Takes over a running master found through its master socket (a restarted controller).
+ * p->opts.runtime_socket becomes the socket its worker actually serves (asked through the
+ * master), which differs from opts->runtime_socket when the configuration moved it since. */
 int hap_proc_adopt(struct hap_proc *p, const struct hap_proc_opts *opts, struct vxerr *err);
 /* Saves the server state (when configured), sends `reload`, and confirms it: a new current
  * worker and an unchanged [failed: N]. A failed reload (the old worker keeps serving) is an
  * error quoting HAProxy's [ALERT] lines from the log when there is one. */
 int hap_proc_reload(struct hap_proc *p, struct vxerr *err);
+/* The same for a configuration that names another runtime socket: the new worker is awaited
+ * there, and p->opts.runtime_socket becomes it when the reload worked (NULL: the same one). */
+int hap_proc_reload_to(struct hap_proc *p, const char *runtime_socket, struct vxerr *err);
 /* SIGTERM to the master, SIGKILL after grace_us. No-op when not running. */
 void hap_proc_stop(struct hap_proc *p, int64_t grace_us);
 bool hap_proc_running(struct hap_proc *p);

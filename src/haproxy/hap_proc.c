@@ -30,6 +30,7 @@
 #define LOG_READ_MAX (256u << 10)
 #define PROC_REPLY_MAX (64u << 10)
 #define STATE_REPLY_MAX (64u << 20)
+#define SOCKET_PATH_MAX 256 /* more than a unix socket address holds */
 
 /* ---- HAProxy's own diagnostics ---- */
 
@@ -290,6 +291,26 @@ fail:
 	return -1;
 }
 
+/* The runtime socket the worker serves, asked through the master (`@!<pid>` routes a command
+ * to that process): the path it was started with, which the configuration may no longer name. */
+static int served_runtime_socket(const struct hap_proc *p, char *path, size_t cap, struct vxerr *err)
+{
+	char cmd[64];
+	struct buf text = BUF_INIT(PROC_REPLY_MAX);
+	snprintf(cmd, sizeof(cmd), "@!%lld show cli sockets", (long long)p->worker_pid);
+	int rc = hap_master_cmd(p->opts.master_socket, cmd, p->opts.timeout_us, &text, err);
+	if (rc == 0)
+		rc = hap_parse_cli_sockets(text.data ? text.data : "", text.len, path, cap, err);
+	buf_release(&text);
+	return rc;
+}
+
+static void set_runtime_socket(struct hap_proc *p, const char *path)
+{
+	free((char *)(uintptr_t)p->opts.runtime_socket);
+	p->opts.runtime_socket = xstrdup(path);
+}
+
 int hap_proc_adopt(struct hap_proc *p, const struct hap_proc_opts *opts, struct vxerr *err)
 {
 	if (copy_opts(p, opts, err) != 0)
@@ -301,6 +322,9 @@ int hap_proc_adopt(struct hap_proc *p, const struct hap_proc_opts *opts, struct 
 	}
 	p->master_pid = (pid_t)l.master_pid;
 	p->worker_pid = hap_proc_current_worker(&l);
+	char served[SOCKET_PATH_MAX];
+	if (p->worker_pid > 0 && served_runtime_socket(p, served, sizeof(served), NULL) == 0)
+		set_runtime_socket(p, served);
 	return 0;
 }
 
@@ -351,21 +375,18 @@ static int reload_outcome(struct hap_proc *p, const struct hap_proc_list *before
 	return 1;
 }
 
-int hap_proc_reload(struct hap_proc *p, struct vxerr *err)
+/* Sends `reload` and waits for its outcome, measured against `before` (`show proc` just
+ * before the state was saved). */
+static int reload_confirmed(struct hap_proc *p, const struct hap_proc_list *before, struct vxerr *err)
 {
-	struct hap_proc_list before;
 	struct buf reply = BUF_INIT(PROC_REPLY_MAX);
-	int rc = -1;
-	if (hap_proc_show(p->opts.master_socket, p->opts.timeout_us, &before, err) != 0)
-		goto out;
-	int64_t old_worker = hap_proc_current_worker(&before);
-	if (p->opts.state_file)
-		save_state(p);
+	int64_t old_worker = hap_proc_current_worker(before);
 	off_t log_from = file_size(p->opts.log_path);
+	int rc = -1;
 	if (hap_master_cmd(p->opts.master_socket, "reload", p->opts.timeout_us, &reply, err) != 0)
 		goto out;
 	int64_t deadline = time_mono_us() + p->opts.timeout_us;
-	while ((rc = reload_outcome(p, &before, old_worker, log_from, err)) == 0) {
+	while ((rc = reload_outcome(p, before, old_worker, log_from, err)) == 0) {
 		if (time_mono_us() >= deadline) {
 			vxerr_set(err, "haproxy reload: no new worker within %lld ms",
 				  (long long)(p->opts.timeout_us / 1000));
@@ -378,6 +399,30 @@ int hap_proc_reload(struct hap_proc *p, struct vxerr *err)
 out:
 	buf_release(&reply);
 	return rc;
+}
+
+int hap_proc_reload_to(struct hap_proc *p, const char *runtime_socket, struct vxerr *err)
+{
+	struct hap_proc_list before;
+	if (hap_proc_show(p->opts.master_socket, p->opts.timeout_us, &before, err) != 0)
+		return -1;
+	if (p->opts.state_file)
+		save_state(p); /* through the socket served now */
+	if (!runtime_socket || strcmp(runtime_socket, p->opts.runtime_socket) == 0)
+		return reload_confirmed(p, &before, err);
+	/* The new worker answers where the new configuration says, the old one where it started. */
+	char *served = xstrdup(p->opts.runtime_socket);
+	set_runtime_socket(p, runtime_socket);
+	int rc = reload_confirmed(p, &before, err);
+	if (rc != 0)
+		set_runtime_socket(p, served);
+	free(served);
+	return rc;
+}
+
+int hap_proc_reload(struct hap_proc *p, struct vxerr *err)
+{
+	return hap_proc_reload_to(p, NULL, err);
 }
 
 bool hap_proc_running(struct hap_proc *p)

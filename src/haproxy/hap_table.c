@@ -135,6 +135,19 @@ static int table_header(struct table *t, const struct column *cols, size_t n_col
 	return 0;
 }
 
+/* The "# <column> <column> ..." line: split (by spaces or as CSV) and mapped to cols. */
+static int header_line(struct table *t, size_t (*split)(char *, char **), const struct column *cols, size_t n_cols,
+		       const char *what, struct vxerr *err)
+{
+	char *header = table_line(t);
+	if (!header || strncmp(header, "# ", 2) != 0)
+		return vxerr_set(err, "%s: missing the '# ' header line", what);
+	t->n_header = split(header + 2, t->fields);
+	if (t->n_header == 0 || t->n_header > MAX_COLUMNS)
+		return vxerr_set(err, "%s: header is malformed or has no or too many columns", what);
+	return table_header(t, cols, n_cols, what, err);
+}
+
 /* Fills one row struct from t->fields (n_fields of them) through the column map. */
 static int table_row(struct table *t, size_t n_fields, const struct column *cols, size_t n_cols, void *row,
 		     const char *what, struct vxerr *err)
@@ -191,13 +204,7 @@ static int state_prelude(struct table *t, struct vxerr *err)
 	if (!version || strcmp(version, "1") != 0)
 		return vxerr_set(err, "show servers state: expected format version 1, got '%.32s'",
 				 version ? version : "");
-	char *header = table_line(t);
-	if (!header || strncmp(header, "# ", 2) != 0)
-		return vxerr_set(err, "show servers state: missing the '# ' header line");
-	t->n_header = split_spaces(header + 2, t->fields);
-	if (t->n_header == 0 || t->n_header > MAX_COLUMNS)
-		return vxerr_set(err, "show servers state: header has no or too many columns");
-	return table_header(t, state_cols, N_STATE_COLS, "show servers state", err);
+	return header_line(t, split_spaces, state_cols, N_STATE_COLS, "show servers state", err);
 }
 
 int hap_parse_servers_state(const char *text, size_t len, struct hap_servers_state *out, struct vxerr *err)
@@ -286,17 +293,6 @@ static void stat_normalise(struct hap_stat_row *r)
 		r->check_status += 2;
 }
 
-static int stat_header(struct table *t, struct vxerr *err)
-{
-	char *header = table_line(t);
-	if (!header || strncmp(header, "# ", 2) != 0)
-		return vxerr_set(err, "show stat: missing the '# pxname,...' header line");
-	t->n_header = split_csv(header + 2, t->fields);
-	if (t->n_header == 0 || t->n_header > MAX_COLUMNS)
-		return vxerr_set(err, "show stat: header is malformed or has too many columns");
-	return table_header(t, stat_cols, N_STAT_COLS, "show stat", err);
-}
-
 int hap_parse_stat(const char *text, size_t len, struct hap_stats *out, struct vxerr *err)
 {
 	struct table t;
@@ -304,7 +300,7 @@ int hap_parse_stat(const char *text, size_t len, struct hap_stats *out, struct v
 	size_t n = 0, cap = 0;
 	if (table_open(&t, "show stat", text, len, err) != 0)
 		return -1;
-	if (stat_header(&t, err) != 0)
+	if (header_line(&t, split_csv, stat_cols, N_STAT_COLS, "show stat", err) != 0)
 		goto fail;
 	char *line;
 	while ((line = table_line(&t)) != NULL) {
@@ -341,4 +337,58 @@ const struct hap_stat_row *hap_stats_find(const struct hap_stats *s, const char 
 		if (strcmp(s->rows[i].pxname, pxname) == 0 && strcmp(s->rows[i].svname, svname) == 0)
 			return &s->rows[i];
 	return NULL;
+}
+
+/* ---- show cli sockets ---- */
+
+struct cli_socket_row {
+	const char *socket; /* "unix@/path", "ipv4@host:port", "sockpair@N" */
+	const char *lvl;
+};
+
+#define CS(field) offsetof(struct cli_socket_row, field)
+static const struct column cli_socket_cols[] = {
+	{ "socket", CS(socket), true, true },
+	{ "lvl", CS(lvl), true, true },
+};
+#define N_CLI_SOCKET_COLS (sizeof(cli_socket_cols) / sizeof(cli_socket_cols[0]))
+
+/* "unix@<path>" at admin level: the path; NULL for any other socket (TCP, sockpair, lower levels). */
+static const char *admin_unix_path(const struct cli_socket_row *r)
+{
+	return strncmp(r->socket, "unix@", 5) == 0 && strcmp(r->lvl, "admin") == 0 ? r->socket + 5 : NULL;
+}
+
+int hap_parse_cli_sockets(const char *text, size_t len, char *path, size_t cap, struct vxerr *err)
+{
+	struct table t;
+	struct cli_socket_row row;
+	int rc = -1;
+	if (table_open(&t, "show cli sockets", text, len, err) != 0)
+		return -1;
+	if (header_line(&t, split_spaces, cli_socket_cols, N_CLI_SOCKET_COLS, "show cli sockets", err) != 0)
+		goto out;
+	char *line;
+	while ((line = table_line(&t)) != NULL) {
+		size_t nf = split_spaces(line, t.fields);
+		if (nf == 0)
+			continue;
+		if (table_row(&t, nf, cli_socket_cols, N_CLI_SOCKET_COLS, &row, "show cli sockets", err) != 0)
+			goto out;
+		const char *found = admin_unix_path(&row);
+		if (!found)
+			continue;
+		size_t n = strlen(found);
+		if (n >= cap) {
+			vxerr_set(err, "show cli sockets: path of %zu bytes is too long", n);
+			goto out;
+		}
+		memcpy(path, found, n + 1);
+		rc = 0;
+		goto out;
+	}
+	vxerr_set(err, "show cli sockets: no unix socket at admin level");
+out:
+	free(t.copy);
+	return rc;
 }

@@ -19,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct hap_info in;
 	struct hap_proc_list pl;
 	struct hap_backends be;
+	char path[128];
 	switch (data[0] % 6) {
 	case 0:
 		if (hap_parse_servers_state(text, len, &ss, NULL) == 0)
@@ -34,9 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 		hap_parse_proc(text, len, &pl, NULL);
 		break;
-	case 4:
+	case 4: /* the two replies that are a header and lines of names */
 		if (hap_parse_backends(text, len, &be, NULL) == 0)
 			hap_backends_release(&be);
+		hap_parse_cli_sockets(text, len, path, sizeof(path), NULL);
 		break;
 	default:
 		hap_prompt_split(text, len, &n);

@@ -648,3 +648,44 @@ void fx_stack_stop(struct fx_stack *s)
 	free(s->ctl_log);
 	memset(s, 0, sizeof(*s));
 }
+
+/* ---- a start that may fail ---- */
+
+struct try_start {
+	struct fx_stack *s;
+	int status; /* the controller's wait status once it exited */
+	bool exited;
+};
+
+static bool ctl_ready_or_exited(void *arg)
+{
+	struct try_start *t = arg;
+	t->exited = proc_wait(t->s->ctl_pid, 0, &t->status) == 0;
+	return t->exited || ctl_ready(t->s);
+}
+
+bool fx_stack_controller_try_start(struct fx_stack *s, int timeout_ms)
+{
+	const char *argv[] = { fx_veltrix_bin(), "controller", "-c", s->cfg_path, NULL };
+	struct proc_opts o = { .stdout_path = s->ctl_log, .stderr_path = s->ctl_log, .new_pgrp = true,
+			       .die_with_parent = true };
+	struct vxerr err;
+	struct try_start t = { .s = s };
+	s->ctl_pid = proc_spawn((char *const *)(uintptr_t)argv, &o, &err);
+	if (s->ctl_pid < 0)
+		fx_die("%s", err.msg);
+	fx_track(s->ctl_pid);
+	bool ready = fx_wait(ctl_ready_or_exited, &t, timeout_ms) && !t.exited;
+	if (!ready) {
+		char *log = fx_stack_log(s);
+		fprintf(stderr, "controller %s; its log:\n%s\n", t.exited ? "exited" : "not ready in time", log);
+		free(log);
+		if (!t.exited)
+			proc_stop(s->ctl_pid, 1000);
+		fx_untrack(s->ctl_pid);
+		s->ctl_pid = 0;
+		return false;
+	}
+	fx_stack_track_haproxy(s);
+	return true;
+}

@@ -71,6 +71,9 @@ const char *fx_stack_url(const struct fx_stack *s, const char *name);
  * down); kill sends sig and, for terminating signals, waits for the exit. */
 void fx_stack_controller_start(struct fx_stack *s, bool wait_healthy);
 int fx_stack_controller_kill(struct fx_stack *s, int sig);
+/* fx_stack_controller_start (waiting for /healthz 200) that returns false, with the log on
+ * stderr, when the controller exits or is not ready within timeout_ms. */
+bool fx_stack_controller_try_start(struct fx_stack *s, int timeout_ms);
 /* The controller's log so far (caller frees), and how often text occurs in it. */
 char *fx_stack_log(const struct fx_stack *s);
 int fx_stack_log_count(const struct fx_stack *s, const char *text);

@@ -637,6 +637,32 @@ static void test_parse_backends(void **state)
 	assert_int_equal(hap_parse_backends("web\n", 4, &b, NULL), -1);
 }
 
+/* As HAProxy 2.6.12 answers `@!<worker> show cli sockets` on the master CLI. */
+static void test_parse_cli_sockets(void **state)
+{
+	(void)state;
+	static const char captured[] = "# socket lvl processes\nipv4@127.0.0.1:9999 operator all\n"
+				       "unix@/tmp/x/user.sock user all\nunix@/tmp/x/runtime.sock admin all\n"
+				       "sockpair@4 admin all\n\n";
+	char path[32];
+	struct vxerr err;
+	assert_int_equal(hap_parse_cli_sockets(captured, strlen(captured), path, sizeof(path), NULL), 0);
+	assert_string_equal(path, "/tmp/x/runtime.sock");
+	static const char by_name[] = "# lvl socket\nadmin unix@/r.sock\n";
+	assert_int_equal(hap_parse_cli_sockets(by_name, strlen(by_name), path, sizeof(path), NULL), 0);
+	assert_string_equal(path, "/r.sock");
+	static const char none[] = "# socket lvl processes\nsockpair@4 admin all\n";
+	assert_int_equal(hap_parse_cli_sockets(none, strlen(none), path, sizeof(path), &err), -1);
+	assert_non_null(strstr(err.msg, "no unix socket at admin level"));
+	assert_int_equal(hap_parse_cli_sockets(captured, strlen(captured), path, 8, &err), -1);
+	assert_non_null(strstr(err.msg, "too long"));
+	static const char short_row[] = "# socket lvl processes\nunix@/r.sock\n";
+	assert_int_equal(hap_parse_cli_sockets(short_row, strlen(short_row), path, sizeof(path), NULL), -1);
+	static const char no_header[] = "unix@/r.sock admin all\n";
+	assert_int_equal(hap_parse_cli_sockets(no_header, strlen(no_header), path, sizeof(path), NULL), -1);
+	assert_int_equal(hap_parse_cli_sockets(NULL, 0, path, sizeof(path), NULL), -1);
+}
+
 static void test_check_from_health(void **state)
 {
 	(void)state;
@@ -817,6 +843,7 @@ int main(void)
 		cmocka_unit_test(test_parse_info),
 		cmocka_unit_test(test_parse_proc),
 		cmocka_unit_test(test_parse_backends),
+		cmocka_unit_test(test_parse_cli_sockets),
 		cmocka_unit_test(test_check_from_health),
 		cmocka_unit_test(test_ident_and_admin),
 		cmocka_unit_test(test_render_directives),
