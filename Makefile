@@ -3,6 +3,8 @@
 #   make debug           -O0 -g                 -> build/debug/veltrix
 #   make SANITIZE=1      ASan + UBSan           -> build/asan/veltrix
 #   make test            installs deps, builds under ASan+UBSan, runs every test, then a short fuzz run
+#   make soak            the del-server soak, long form (VX_SOAK_SECONDS, default 300; `make test`
+#                        runs its 20 s form); SANITIZE=1 for the ASan build
 #   make fuzz            libFuzzer targets (clang)  -> build/fuzz/
 #   make bench           benchmarks (see docs/benchmarks.md)
 #   make install PREFIX=/usr/local DESTDIR=
@@ -77,7 +79,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 INT_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INT_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all debug test tests fuzz fuzz-run bench install clean deps demo
+.PHONY: all debug test tests soak fuzz fuzz-run bench install clean deps demo
 all: $(BIN)
 
 debug:
@@ -119,6 +121,14 @@ tests: $(BIN) $(UNIT_BIN) $(INT_BIN)
 test: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 BUILD=$(if $(filter command line,$(origin BUILD)),$(BUILD),build/asan) tests
 	@scripts/run-tests.sh $(if $(filter command line,$(origin BUILD)),$(BUILD),build/asan)
+
+# HAProxy 2.6.12 `del server` churn under load for VX_SOAK_SECONDS (docs/haproxy.md); the
+# figures are the "# soak:" line of the test's log.
+SOAK_TEST := $(BUILD)/tests/integration/test_del_server_soak
+soak: deps $(BIN) $(SOAK_TEST)
+	@s=$${VX_SOAK_SECONDS:-300}; VX_SOAK_SECONDS=$$s TEST_TIMEOUT=$$((s + 300)) \
+	    scripts/run-tests.sh $(BUILD) test_del_server_soak; rc=$$?; \
+	    grep '^# soak' $(BUILD)/test-logs/test_del_server_soak.log; exit $$rc
 
 deps: build/.deps-installed
 build/.deps-installed: scripts/install-deps.sh

@@ -135,8 +135,10 @@ void fx_stack_write_config(struct fx_stack *s)
 	const struct fx_stack_opts *o = &s->opts;
 	buf_printf(&b, "etcd:\n  endpoints: [%s]\n  dial_timeout: 500ms\n  request_timeout: 1s\n",
 		   s->proxy ? fx_proxy_url(s->proxy) : s->etcd.url);
-	buf_printf(&b, "haproxy:\n  mode: %s\n  state_dir: %s\n  maxconn: 2000\n  nbthread: 1\n",
+	buf_printf(&b, "haproxy:\n  mode: %s\n  state_dir: %s\n  maxconn: 2000\n",
 		   o->attach_runtime_socket ? "attach" : "managed", s->state_dir);
+	if (!has_key(o->haproxy_yaml, "nbthread:"))
+		buf_printf(&b, "  nbthread: 1\n");
 	if (o->attach_runtime_socket)
 		buf_printf(&b, "  runtime_socket: %s\n", o->attach_runtime_socket);
 	if (o->haproxy_yaml)

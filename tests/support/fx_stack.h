@@ -33,7 +33,8 @@ struct fx_stack_opts {
 	int n_backends;                  /* testservers b0, b1, ... (instance names "b<i>") */
 	const char *const *backend_args; /* extra testserver arguments, NULL-terminated, may be NULL */
 	const char *controller_yaml;     /* extra lines under `controller:` (2-space indent) */
-	const char *haproxy_yaml;        /* extra lines under `haproxy:` (2-space indent) */
+	const char *haproxy_yaml;        /* extra lines under `haproxy:` (2-space indent; an `nbthread:` here
+	                                  * replaces the default of 1) */
 	bool etcd_via_proxy;             /* the controller reaches etcd through an fx_proxy */
 	/* attach mode: the user's HAProxy and its admin socket (managed mode when NULL) */
 	const char *attach_runtime_socket;
