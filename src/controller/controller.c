@@ -323,7 +323,17 @@ void ctl_reload_config(struct controller *c)
 		cfg_diags_release(&d);
 		return;
 	}
+	if (d.n_warnings)
+		cfg_diags_print(&d, stderr); /* what `veltrix check` would say, in the controller's log */
 	cfg_diags_release(&d);
+	if (next->n_services == 0 && c->cfg->n_services > 0) {
+		/* a guard like the panic threshold: one bad edit must not remove every frontend */
+		log_error("configuration reload refused: it has no services and would remove every frontend",
+			  "file=%s running_services=%zu hint=%s", log_q(c->cfg_path), c->cfg->n_services,
+			  log_q("restart the controller with this file if that is what you want"));
+		cfg_free(next);
+		return;
+	}
 	keep_restart_only(c->cfg, next);
 	/* A new structure reloads HAProxy first; the configuration changes when that worked
 	 * (ctl_managed_done), and meanwhile registry changes keep flowing. */

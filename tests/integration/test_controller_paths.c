@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/timeutil.h"
 #include "fx.h"
 #include "fx_stack.h"
 
@@ -153,11 +154,38 @@ static void test_restart_with_moved_runtime_socket_adopts(void **state)
 	stack.opts.haproxy_yaml = NULL;
 }
 
+/* issue 10 (decided): a SIGHUP with `services: []` would remove every frontend; it is refused
+ * with an error naming the way to mean it (a restart), and HAProxy keeps serving unchanged. */
+static void test_sighup_without_services_is_refused(void **state)
+{
+	(void)state;
+	fx_stack_put(&stack, "web", "w0", fx_stack_value(&stack, 0, NULL));
+	assert_true(fx_stack_wait_names(&stack, "web", "w0", WAIT_MS));
+	int reloads = fx_stack_reloads(&stack);
+	int n = stack.n_svcs;
+	stack.n_svcs = 0;
+	fx_stack_write_config(&stack);
+	assert_int_equal(fx_stack_controller_kill(&stack, SIGHUP), 0);
+	int64_t until = time_mono_us() + WAIT_MS * 1000LL;
+	while (fx_stack_log_count(&stack, "configuration reload refused: it has no services") == 0) {
+		if (time_mono_us() > until)
+			fail_msg("the reload without services was not refused");
+		time_sleep_us(50000);
+	}
+	stack.n_svcs = n;
+	fx_stack_write_config(&stack);
+	assert_serves("web");
+	assert_int_equal(fx_stack_reloads(&stack), reloads);
+	fx_stack_put(&stack, "web", "w1", fx_stack_value(&stack, 1, NULL));
+	assert_true(fx_stack_wait_names(&stack, "web", "w0,w1", WAIT_MS)); /* still managing it */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sighup_keeps_restart_only_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_with_moved_runtime_socket_adopts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sighup_without_services_is_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

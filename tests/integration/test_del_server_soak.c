@@ -308,7 +308,10 @@ static void test_del_server_churn_under_load(void **state)
 		fx_stack_reloads(&stack));
 	if (failed != 0 || ok != sent)
 		fail_msg("%lld of %lld requests failed (%lld answered 2xx):\n%s", failed, sent, ok, l.out);
-	assert_true(not_sent <= 1);
+	/* never sent: every one of the generator's connections was busy with a slow response (its
+	 * own budget, on a loaded machine); no such request reached HAProxy */
+	if (not_sent * 1000 > sent)
+		fail_msg("%lld of %lld requests never sent: the load generator could not keep up", not_sent, sent);
 	assert_true(sent >= (long long)soak_s * 1900);
 	fx_load_free(&l);
 	sample(&k, churn_s); /* the same worker, never reloaded */
