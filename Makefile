@@ -33,6 +33,10 @@ endif
 BUILD ?= build/$(VARIANT)
 
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSION)
+# The objects that print the version are rebuilt when it changes (a benchmark names the commit
+# its binary was built at: it must not be an older one).
+VERSION_STAMP := $(BUILD)/version
+$(shell mkdir -p $(BUILD) && [ "$$(cat $(VERSION_STAMP) 2>/dev/null)" = "$(VERSION)" ] || echo "$(VERSION)" > $(VERSION_STAMP))
 
 # libcurl is not linked into libveltrix or the binary: the etcd client dlopens it for https
 # endpoints only (src/registry/etcd_curl.h), so its headers are needed, not its library. Test
@@ -89,6 +93,8 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(say) CC $<
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/cli/main.o $(BUILD)/obj/bench/bench_fleet.o $(BUILD)/obj/tests/support/fx_fleet.o: $(VERSION_STAMP)
 
 $(LIB): $(call obj,$(LIB_SRC))
 	@mkdir -p $(@D)
