@@ -199,6 +199,7 @@ struct reg_service {
 struct reg_reject {
 	char *key;     /* reg_key_display form */
 	char service[REG_SERVICE_MAX + 1]; /* "" when the key itself is invalid */
+	char instance[REG_INSTANCE_MAX + 1]; /* "" when the key itself is invalid */
 	enum reg_reason reason;
 	char *message; /* names the key and the field */
 	int64_t mod_revision;

@@ -22,6 +22,10 @@ struct st_svc {
 	const struct reg_dp_backend *be;  /* NULL: no such backend, or no data plane */
 	const struct reg_dp_server **dp;  /* per registered instance: its server, or NULL */
 	const struct reg_dp_server **dp_only; /* servers the registry does not have */
+	/* per dp_only server: the rejected key that names it, or NULL. HAProxy has a server of a
+	 * key whose value is rejected when the controller kept the last valid value (fail static);
+	 * one listing cannot know that value, but it can say why the key has no instance. */
+	const struct reg_reject **dp_rejected;
 	size_t n_dp_only;
 };
 
@@ -114,6 +118,16 @@ static const struct reg_dp_server *server_find(const struct reg_dp_backend *be, 
 	return NULL;
 }
 
+static const struct reg_reject *reject_find(const struct reg_view *v, const char *service, const char *instance)
+{
+	for (size_t i = 0; i < reg_view_n_rejected(v); i++) {
+		const struct reg_reject *r = reg_view_rejected_at(v, i);
+		if (strcmp(r->service, service) == 0 && strcmp(r->instance, instance) == 0)
+			return r;
+	}
+	return NULL;
+}
+
 static void svc_fill(struct st_svc *s, const struct reg_status_input *in, const char *name)
 {
 	s->name = name;
@@ -125,10 +139,13 @@ static void svc_fill(struct st_svc *s, const struct reg_status_input *in, const 
 	for (size_t i = 0; i < ni; i++)
 		s->dp[i] = server_find(s->be, s->reg->instances[i]->name);
 	s->dp_only = xcalloc((s->be ? s->be->n : 0) + 1, sizeof(*s->dp_only));
+	s->dp_rejected = xcalloc((s->be ? s->be->n : 0) + 1, sizeof(*s->dp_rejected));
 	for (size_t i = 0; s->be && i < s->be->n; i++) {
 		const struct reg_dp_server *srv = &s->be->servers[i];
-		if (!reg_view_find(in->view, name, srv->name))
-			s->dp_only[s->n_dp_only++] = srv;
+		if (reg_view_find(in->view, name, srv->name))
+			continue;
+		s->dp_rejected[s->n_dp_only] = reject_find(in->view, name, srv->name);
+		s->dp_only[s->n_dp_only++] = srv;
 	}
 }
 
@@ -150,6 +167,7 @@ static void model_release(struct st_model *m)
 	for (size_t i = 0; i < m->n; i++) {
 		free(m->svcs[i].dp);
 		free(m->svcs[i].dp_only);
+		free(m->svcs[i].dp_rejected);
 	}
 	free(m->svcs);
 	memset(m, 0, sizeof(*m));
@@ -321,6 +339,7 @@ static json_t *j_dp_only(const struct st_svc *s)
 		json_t *o = json_object();
 		json_object_set_new(o, "name", json_string(s->dp_only[i]->name));
 		json_object_set_new(o, "address", j_str(s->dp_only[i]->addr));
+		json_object_set_new(o, "update_rejected", json_boolean(s->dp_rejected[i] != NULL));
 		j_dp_columns(o, s->dp_only[i]);
 		json_array_append_new(a, o);
 	}
@@ -469,12 +488,12 @@ static void instance_cells(struct row_text *t, const struct st_model *m, const s
 		dp_cells(t, dp);
 }
 
-static void dp_only_cells(struct row_text *t, const struct reg_dp_server *dp)
+static void dp_only_cells(struct row_text *t, const struct reg_dp_server *dp, bool update_rejected)
 {
 	memset(t, 0, sizeof(*t));
 	t->cell[C_NAME] = dp->name;
 	t->cell[C_ADDR] = dp->addr;
-	t->cell[C_STATE] = "unregistered";
+	t->cell[C_STATE] = update_rejected ? "rejected" : "unregistered";
 	dp_cells(t, dp);
 }
 
@@ -502,8 +521,12 @@ static void svc_notes(const struct st_model *m, const struct st_svc *s, FILE *ou
 			fprintf(out, "  note: %s: registered but not in HAProxy's backend %s\n", in->name, s->name);
 	}
 	for (size_t i = 0; i < s->n_dp_only; i++)
-		fprintf(out, "  note: %s: in HAProxy's backend %s but not in the registry\n", s->dp_only[i]->name,
-			   s->name);
+		if (s->dp_rejected[i])
+			fprintf(out, "  note: %s: its registry value was rejected (%s, see rejected keys); HAProxy still has the server, as a controller keeps the last valid value\n",
+				   s->dp_only[i]->name, reg_reason_name(s->dp_rejected[i]->reason));
+		else
+			fprintf(out, "  note: %s: in HAProxy's backend %s but not in the registry\n", s->dp_only[i]->name,
+				   s->name);
 }
 
 static void svc_text(const struct st_model *m, const struct st_svc *s, FILE *out)
@@ -523,7 +546,7 @@ static void svc_text(const struct st_model *m, const struct st_svc *s, FILE *out
 		texttab_row(&t, rt.cell);
 	}
 	for (size_t i = 0; i < s->n_dp_only; i++) {
-		dp_only_cells(&rt, s->dp_only[i]);
+		dp_only_cells(&rt, s->dp_only[i], s->dp_rejected[i] != NULL);
 		texttab_row(&t, rt.cell);
 	}
 	texttab_print(&t, "  ", out);

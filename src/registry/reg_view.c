@@ -338,6 +338,7 @@ static void reject_put(struct reg_view *v, const char *shown, const struct reg_k
 	r->pub.mod_revision = kv->mod_revision;
 	r->pub.lease = kv->lease;
 	snprintf(r->pub.service, sizeof(r->pub.service), "%s", k ? k->service : "");
+	snprintf(r->pub.instance, sizeof(r->pub.instance), "%s", k ? k->instance : "");
 	if (fresh)
 		note_fresh(v, r);
 	size_t sat, iat;

@@ -302,6 +302,10 @@ static void test_status_with_haproxy(void **state)
 	cmd = xasprintf("add server web/ghost 127.0.0.1:%d weight 7", port_b);
 	hap_cmd_ok(cmd);
 	free(cmd);
+	/* web-9's latest value is rejected; a controller keeps serving its last valid one (D13) */
+	cmd = xasprintf("add server web/web-9 127.0.0.1:%d", port_b);
+	hap_cmd_ok(cmd);
+	free(cmd);
 
 	struct fx_run r;
 	fx_veltrix(&r, RUN_MS, "status", "-c", cfg, NULL);
@@ -309,7 +313,7 @@ static void test_status_with_haproxy(void **state)
 	char *want = xasprintf("haproxy: %s\n", hap.runtime_sock);
 	assert_non_null(strstr(r.out, want));
 	free(want);
-	assert_non_null(strstr(r.out, "\nweb: 2 instances, configured, HAProxy backend with 2 servers\n"));
+	assert_non_null(strstr(r.out, "\nweb: 2 instances, configured, HAProxy backend with 3 servers\n"));
 	assert_non_null(strstr(r.out, "\npg: 0 instances, configured, no HAProxy backend named pg\n"));
 	char *l = line_of(r.out, "web-1");
 	assert_non_null(strstr(l, " 127.0.0.1 "));
@@ -325,6 +329,10 @@ static void test_status_with_haproxy(void **state)
 	assert_non_null(strstr(l, " unregistered "));
 	assert_non_null(strstr(l, " MAINT "));
 	free(l);
+	l = line_of(r.out, "web-9");
+	assert_non_null(strstr(l, " rejected "));
+	free(l);
+	assert_non_null(strstr(r.out, "note: web-9: its registry value was rejected (bad_address"));
 	assert_non_null(strstr(r.out, "rejected: 2 keys"));
 	l = line_of(r.out, "/veltrix/services/web/web-9");
 	assert_non_null(strstr(l, "bad_address"));
@@ -356,6 +364,8 @@ static void test_status_with_haproxy(void **state)
 	assert_true(json_is_false(json_object_get(json_object_get(w2, "haproxy"), "present")));
 	const json_t *ghost = find_named(json_object_get(web, "haproxy_only"), "ghost");
 	assert_string_equal(jstr(ghost, "state"), "MAINT");
+	assert_true(json_is_false(json_object_get(ghost, "update_rejected")));
+	assert_true(json_is_true(json_object_get(find_named(json_object_get(web, "haproxy_only"), "web-9"), "update_rejected")));
 	const json_t *rej = json_object_get(j, "rejected");
 	assert_int_equal(json_array_size(rej), 2);
 	assert_string_equal(jstr(json_array_get(rej, 0), "reason"), "bad_name");
@@ -376,6 +386,8 @@ static void test_status_with_haproxy(void **state)
 	char *resp = fx_haproxy_cmd(hap.runtime_sock, "del server web/web-1");
 	free(resp);
 	resp = fx_haproxy_cmd(hap.runtime_sock, "del server web/ghost");
+	free(resp);
+	resp = fx_haproxy_cmd(hap.runtime_sock, "del server web/web-9");
 	free(resp);
 	del("/veltrix/services/web/web-1");
 	del("/veltrix/services/web/web-9");

@@ -54,6 +54,8 @@ static struct reg_view *sample_view(void)
 static const struct reg_dp_server web_servers[] = {
 	{ "ghost", "10.0.0.99:8080", "UP", "L7OK", 1, 4, 0, 9 },
 	{ "web-1", "10.0.0.5:8080", "UP", "L7OK", 10, 2, 1, 3 },
+	/* web-9's value is rejected in this listing; a controller still serves its last valid one */
+	{ "web-9", "10.0.0.9:8080", "UP", "L7OK", 1, 0, 0, 2 },
 };
 static const struct reg_dp_backend backends[] = {
 	{ "other", NULL, 0 },
@@ -217,9 +219,12 @@ static void test_json_shape_with_dataplane(void **state)
 
 	/* in HAProxy but not in the registry */
 	const json_t *only = json_object_get(web, "haproxy_only");
-	assert_int_equal(json_array_size(only), 1);
-	assert_keys(json_array_get(only, 0), "name,address,state,weight,sessions,queue,rtime_ms,check");
+	assert_int_equal(json_array_size(only), 2);
+	assert_keys(json_array_get(only, 0), "name,address,update_rejected,state,weight,sessions,queue,rtime_ms,check");
 	assert_string_equal(str(json_array_get(only, 0), "name"), "ghost");
+	assert_true(json_is_false(json_object_get(json_array_get(only, 0), "update_rejected")));
+	assert_string_equal(str(json_array_get(only, 1), "name"), "web-9");
+	assert_true(json_is_true(json_object_get(json_array_get(only, 1), "update_rejected")));
 	assert_string_equal(str(json_array_get(only, 0), "address"), "10.0.0.99:8080");
 	assert_int_equal(num(json_array_get(only, 0), "sessions"), 4);
 
@@ -353,7 +358,7 @@ static void test_text_tables(void **state)
 	char *t = text_of(&in);
 	assert_non_null(strstr(t, "registry: http://127.0.0.1:2379, prefix /veltrix, revision 12: 2 services, 3 instances, 2 rejected\n"));
 	assert_non_null(strstr(t, "haproxy: /run/hap.sock\n"));
-	assert_non_null(strstr(t, "\nweb: 2 instances, configured, HAProxy backend with 2 servers\n"));
+	assert_non_null(strstr(t, "\nweb: 2 instances, configured, HAProxy backend with 3 servers\n"));
 	assert_non_null(strstr(t, "\napi: 1 instance, not in the configuration, no HAProxy backend named api\n"));
 	assert_non_null(strstr(t, "\npg: 0 instances, configured, no HAProxy backend named pg\n  (no instances)\n"));
 	char *l;
@@ -379,11 +384,18 @@ static void test_text_tables(void **state)
 	free(l);
 	static const char *const a1[] = { "api-1", "::1", "9000", "-", "up", "-", "expired", "-", "-",
 					  "absent", "-", "-", "-", "-", "-" };
+	static const char *const w9[] = { "web-9", "10.0.0.9:8080", "-", "-", "rejected", "-", "-", "-", "-",
+					  "UP", "1", "0", "0", "2ms", "L7OK" };
+	l = line_of(t, "web-9");
+	assert_words(l, w9, N_ELEMS(w9));
+	free(l);
 	l = line_of(t, "api-1");
 	assert_words(l, a1, N_ELEMS(a1));
 	free(l);
 	assert_non_null(strstr(t, "note: web-2: registered but not in HAProxy's backend web"));
 	assert_non_null(strstr(t, "note: ghost: in HAProxy's backend web but not in the registry"));
+	assert_non_null(strstr(t, "note: web-9: its registry value was rejected (bad_address, see rejected keys)"));
+	assert_null(strstr(t, "note: web-9: in HAProxy's backend"));
 	assert_non_null(strstr(t, "rejected: 2 keys"));
 	l = line_of(t, "/veltrix/services/web/web-9");
 	assert_non_null(strstr(l, "bad_address  9 "));
