@@ -39,13 +39,17 @@ struct metrics *metrics_new(void)
 	return xcalloc(1, sizeof(struct metrics));
 }
 
+static void series_release(const struct metric_family *f, struct series *s)
+{
+	for (size_t k = 0; k < f->n_labels; k++)
+		free(s->labels[k]);
+	free(s->buckets);
+}
+
 static void family_free(struct metric_family *f)
 {
-	for (size_t i = 0; i < f->n_series; i++) {
-		for (size_t k = 0; k < f->n_labels; k++)
-			free(f->series[i].labels[k]);
-		free(f->series[i].buckets);
-	}
+	for (size_t i = 0; i < f->n_series; i++)
+		series_release(f, &f->series[i]);
 	for (size_t k = 0; k < f->n_labels; k++)
 		free(f->label_names[k]);
 	free(f->series);
@@ -158,6 +162,31 @@ double metric_value(struct metric_family *f, const char *const *labels)
 }
 
 /* Label values are escaped as the format requires: backslash, quote, newline. */
+static int label_index(const struct metric_family *f, const char *label)
+{
+	for (size_t k = 0; k < f->n_labels; k++)
+		if (strcmp(f->label_names[k], label) == 0)
+			return (int)k;
+	return -1;
+}
+
+void metrics_forget(struct metrics *m, const char *label, const char *value)
+{
+	for (struct metric_family *f = m->head; f; f = f->next) {
+		int k = label_index(f, label);
+		if (k < 0)
+			continue;
+		size_t kept = 0;
+		for (size_t i = 0; i < f->n_series; i++) {
+			if (strcmp(f->series[i].labels[k], value) == 0)
+				series_release(f, &f->series[i]);
+			else
+				f->series[kept++] = f->series[i];
+		}
+		f->n_series = kept;
+	}
+}
+
 static int put_label_value(struct buf *out, const char *v)
 {
 	for (; *v; v++) {

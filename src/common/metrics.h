@@ -1,6 +1,7 @@
 /* A small Prometheus metrics registry: counters, gauges and histograms with label values,
  * rendered in the text exposition format (version 0.0.4). Single-threaded: a daemon's loop owns
- * it. Families are registered once at start; series are created on first use and kept. */
+ * it. Families are registered once at start; series are created on first use and kept until
+ * metrics_forget. */
 #ifndef VX_COMMON_METRICS_H
 #define VX_COMMON_METRICS_H
 
@@ -28,6 +29,9 @@ struct metric_family *metrics_histogram(struct metrics *m, const char *name, con
 void metric_add(struct metric_family *f, double v, const char *const *labels);
 void metric_set(struct metric_family *f, double v, const char *const *labels);
 void metric_observe(struct metric_family *f, double v, const char *const *labels);
+/* Drops every series, in every family with that label, whose label has that value: what
+ * described something that is gone (a service removed from the configuration). */
+void metrics_forget(struct metrics *m, const char *label, const char *value);
 /* Current value of a counter or gauge series (0 when the series does not exist). */
 double metric_value(struct metric_family *f, const char *const *labels);
 

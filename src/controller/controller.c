@@ -176,8 +176,11 @@ static void build_services(struct controller *c)
 		next[i].cfg = cs;
 		next[i].dirty = true;
 	}
-	for (size_t i = 0; i < c->n_svcs; i++)
+	for (size_t i = 0; i < c->n_svcs; i++) {
+		if (!cfg_service_find(c->cfg, c->svcs[i].name))
+			metrics_forget(c->m.reg, "service", c->svcs[i].name); /* no series for what is gone */
 		service_release(&c->svcs[i]);
+	}
 	free(c->svcs);
 	c->svcs = next;
 	c->n_svcs = c->cfg->n_services;

@@ -3,7 +3,8 @@
  * paths) keeps the running paths with a warning, and the structural change made in the same
  * SIGHUP still reloads HAProxy onto the same sockets; D7, a controller restarted with another
  * `haproxy.runtime_socket` adopts the running HAProxy, reads its servers where it serves, and
- * reloads it onto the configured path. Each test has a stack of its own. */
+ * reloads it onto the configured path. Also what a SIGHUP may not do: remove every service, or
+ * leave the metric series of a removed one behind (D17). Each test has a stack of its own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,12 +181,51 @@ static void test_sighup_without_services_is_refused(void **state)
 	assert_true(fx_stack_wait_names(&stack, "web", "w0,w1", WAIT_MS)); /* still managing it */
 }
 
+static bool backend_gone(void *arg)
+{
+	return !backend_exists(arg);
+}
+
+/* D17: a service removed by SIGHUP leaves no series in /metrics; the others keep theirs. */
+static void test_removed_service_leaves_no_metric_series(void **state)
+{
+	(void)state;
+	static const char gone_instances[] = "veltrix_registry_instances{service=\"gone\"}";
+	static const char gone_held[] = "veltrix_panic_held_servers{service=\"gone\"}";
+	static const char web_instances[] = "veltrix_registry_instances{service=\"web\"}";
+	fx_stack_add_service(&stack, "gone", "    balance: roundrobin\n");
+	fx_stack_put(&stack, "gone", "g0", fx_stack_value(&stack, 0, NULL));
+	fx_stack_put(&stack, "web", "w0", fx_stack_value(&stack, 1, NULL));
+	assert_int_equal(fx_stack_controller_kill(&stack, SIGHUP), 0);
+	assert_true(fx_stack_wait_names(&stack, "gone", "g0", WAIT_MS));
+	assert_true(fx_stack_wait_names(&stack, "web", "w0", WAIT_MS));
+	int64_t until = time_mono_us() + WAIT_MS * 1000LL;
+	while (fx_stack_metric(&stack, gone_instances) != 1) {
+		if (time_mono_us() > until)
+			fail_msg("%s never reached 1", gone_instances);
+		time_sleep_us(50000);
+	}
+	assert_int_equal(fx_stack_metric(&stack, gone_held), 0);
+
+	stack.n_svcs--; /* "gone" was added last */
+	fx_stack_write_config(&stack);
+	assert_int_equal(fx_stack_controller_kill(&stack, SIGHUP), 0);
+	static char gone[] = "gone";
+	assert_true(fx_wait(backend_gone, gone, WAIT_MS));
+	time_sleep_us(1200 * 1000); /* past a refresh of the gauges (every second) */
+	assert_int_equal(fx_stack_metric(&stack, web_instances), 1); /* the endpoint answers */
+	assert_int_equal(fx_stack_metric(&stack, gone_instances), -1);
+	assert_int_equal(fx_stack_metric(&stack, gone_held), -1);
+	assert_serves("web");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sighup_keeps_restart_only_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_with_moved_runtime_socket_adopts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sighup_without_services_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_service_leaves_no_metric_series, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
