@@ -14,8 +14,10 @@ bool ctl_check_ident(struct controller *c)
 {
 	struct hap_ident now;
 	struct vxerr err;
-	if (c->stopping || ctl_rt_ensure(c, &err) != 0 || hap_rt_ident(c->rt, &now, &err) != 0) {
-		ctl_rt_drop(c);
+	if (c->stopping)
+		return false;
+	if (ctl_rt_ensure(c, &err) != 0 || hap_rt_ident(c->rt, &now, &err) != 0) {
+		ctl_rt_failed(c);
 		return false;
 	}
 	if (c->have_ident && hap_ident_changed(&c->ident, &now)) {
@@ -81,7 +83,7 @@ static bool feedback_service(struct controller *c, struct ctl_service *s)
 		return false;
 	hap_cmd_show_stat_id(&cmd, s->be_id, NULL);
 	if (hap_rt_exec(c->rt, &cmd, &reply, &err) != 0) {
-		ctl_rt_drop(c);
+		ctl_rt_failed(c);
 		return false;
 	}
 	if (hap_parse_stat(reply.text, reply.len, &stats, NULL) == 0) {

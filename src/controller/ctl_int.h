@@ -91,7 +91,7 @@ struct ctl_job {
 struct ctl_metrics {
 	struct metrics *reg;
 	struct metric_family *apply_seconds, *reconcile_seconds, *ops_total, *op_errors_total;
-	struct metric_family *rejected, *rejections_total, *staleness, *reloads_total, *restarts_total;
+	struct metric_family *rejected, *rejections_total, *staleness, *reloads_total, *restarts_total, *runtime_up;
 	struct metric_family *resyncs_total;
 	struct metric_family *held_back, *servers, *revision;
 };
@@ -118,6 +118,12 @@ struct controller {
 	/* data plane */
 	char *runtime_socket;
 	struct hap_rt *rt;
+	/* HAProxy stopped answering (0: it answers): the loop then only probes it, with a short
+	 * bound and a growing pause, so a hung HAProxy cannot take the loop (issue 10 D9). */
+	int64_t rt_down_since_us;
+	int64_t rt_next_probe_us;
+	int64_t rt_backoff_us;
+	bool rt_down_logged;
 	bool have_ident;
 	struct hap_ident ident;
 	struct hap_proc proc;
@@ -176,8 +182,16 @@ double ctl_registry_staleness_s(const struct controller *c);
 void ctl_reconcile_dirty(struct controller *c);
 /* Copies sessions, maxconn and check verdicts from the service's last `show stat` into its cache. */
 void ctl_cache_take_stats(struct ctl_service *s);
+/* A runtime connection in c->rt, or -1 with why. While HAProxy is down, fails at once between
+ * probes; a probe waits CTL_RT_PROBE_US at most. */
 int ctl_rt_ensure(struct controller *c, struct vxerr *err);
+/* Closes the connection of an HAProxy that was (re)started or reloaded: the next call asks at once. */
 void ctl_rt_drop(struct controller *c);
+/* Closes the connection after an exchange failed: HAProxy is down until a probe answers, and
+ * the pause before the next probe grows. Without a connection while down: nothing new failed. */
+void ctl_rt_failed(struct controller *c);
+/* HAProxy has not answered for long enough to say so on /healthz. */
+bool ctl_rt_unresponsive(const struct controller *c);
 void ctl_feedback_setup(struct controller *c);
 /* Starts a pass over every backend's statistics, one backend per loop iteration. */
 void ctl_feedback_tick(struct controller *c);

@@ -42,6 +42,8 @@ void ctl_metrics_init(struct ctl_metrics *m)
 				     "Servers kept because removing them would pass the panic threshold.", "service");
 	m->servers = metrics_gauge(m->reg, "veltrix_registry_instances", "Valid registered instances per service.",
 				   "service");
+	m->runtime_up = metrics_gauge(m->reg, "veltrix_haproxy_runtime_up",
+				      "1 while HAProxy's runtime API answers, 0 after it has not for a second.", NULL);
 	metric_add(m->reloads_total, 0, NULL);
 	metric_add(m->restarts_total, 0, NULL);
 }
@@ -58,6 +60,7 @@ void ctl_metrics_refresh(struct controller *c)
 	if (!c->m.reg)
 		return;
 	metric_set(c->m.staleness, ctl_registry_staleness_s(c), NULL);
+	metric_set(c->m.runtime_up, ctl_rt_unresponsive(c) ? 0 : 1, NULL);
 	if (!c->view)
 		return;
 	metric_set(c->m.revision, (double)reg_view_revision(c->view), NULL);
@@ -86,10 +89,12 @@ static void handle(void *ud, const struct httpd_request *req, struct httpd_respo
 		if (metrics_render(c->m.reg, &resp->body) != 0)
 			resp->status = 500;
 	} else if (strcmp(req->path, "/healthz") == 0) {
-		bool ok = c->have_snapshot && c->registry_up;
+		bool hap_up = !ctl_rt_unresponsive(c);
+		bool ok = c->have_snapshot && c->registry_up && hap_up;
 		resp->status = ok ? 200 : 503;
-		buf_printf(&resp->body, "%s registry=%s snapshot=%s staleness_seconds=%.1f\n", ok ? "ok" : "degraded",
-			   c->registry_up ? "up" : "down", c->have_snapshot ? "yes" : "no", ctl_registry_staleness_s(c));
+		buf_printf(&resp->body, "%s registry=%s snapshot=%s staleness_seconds=%.1f haproxy=%s\n",
+			   ok ? "ok" : "degraded", c->registry_up ? "up" : "down", c->have_snapshot ? "yes" : "no",
+			   ctl_registry_staleness_s(c), hap_up ? "up" : "unresponsive");
 	} else {
 		resp->status = 404;
 		buf_puts(&resp->body, "not found: try /metrics or /healthz\n");

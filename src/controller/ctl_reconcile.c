@@ -16,6 +16,10 @@
 #include "controller/desired.h"
 
 #define RT_TIMEOUT_US (2 * USEC_PER_SEC)
+#define RT_PROBE_US (100 * 1000)           /* a probe of an HAProxy that stopped answering */
+#define RT_BACKOFF_MIN_US (50 * 1000)
+#define RT_BACKOFF_MAX_US (1000 * 1000)
+#define RT_UNRESPONSIVE_US (1000 * 1000)  /* /healthz says so after this long */
 
 /* One service being reconciled in this round. */
 struct round_svc {
@@ -44,19 +48,65 @@ struct batch {
 	size_t n, cap;
 };
 
+static void rt_up(struct controller *c)
+{
+	c->rt_down_since_us = 0;
+	c->rt_down_logged = false;
+}
+
 int ctl_rt_ensure(struct controller *c, struct vxerr *err)
 {
 	if (c->rt)
 		return 0;
-	struct hap_rt_opts o = { .timeout_us = RT_TIMEOUT_US };
+	bool probing = c->rt_down_since_us != 0;
+	int64_t now = time_mono_us();
+	if (probing && now < c->rt_next_probe_us)
+		return vxerr_set(err, "HAProxy's runtime API has not answered for %lld ms (next probe in %lld ms)",
+				 (long long)((now - c->rt_down_since_us) / 1000),
+				 (long long)((c->rt_next_probe_us - now) / 1000));
+	struct hap_rt_opts o = { .timeout_us = probing ? RT_PROBE_US : RT_TIMEOUT_US };
 	c->rt = hap_rt_open(c->runtime_socket, &o, err);
-	return c->rt ? 0 : -1;
+	if (!c->rt) {
+		ctl_rt_failed(c);
+		return -1;
+	}
+	if (probing) {
+		log_info("HAProxy's runtime API answers again", "socket=%s down_ms=%lld", log_q(c->runtime_socket),
+			 (long long)((time_mono_us() - c->rt_down_since_us) / 1000));
+		hap_rt_set_timeout(c->rt, RT_TIMEOUT_US);
+		rt_up(c);
+	}
+	return 0;
 }
 
 void ctl_rt_drop(struct controller *c)
 {
 	hap_rt_close(c->rt);
 	c->rt = NULL;
+	rt_up(c);
+}
+
+void ctl_rt_failed(struct controller *c)
+{
+	if (!c->rt && c->rt_down_since_us)
+		return; /* refused between probes, or the probe already counted */
+	hap_rt_close(c->rt);
+	c->rt = NULL;
+	int64_t now = time_mono_us();
+	if (!c->rt_down_since_us) {
+		c->rt_down_since_us = now;
+		c->rt_backoff_us = RT_BACKOFF_MIN_US;
+	} else if (c->rt_backoff_us < RT_BACKOFF_MAX_US) {
+		c->rt_backoff_us *= 2;
+		if (c->rt_backoff_us > RT_BACKOFF_MAX_US)
+			c->rt_backoff_us = RT_BACKOFF_MAX_US;
+	}
+	c->rt_next_probe_us = now + c->rt_backoff_us;
+}
+
+bool ctl_rt_unresponsive(const struct controller *c)
+{
+	return c->rt_down_since_us != 0 && time_mono_us() - c->rt_down_since_us >= RT_UNRESPONSIVE_US;
 }
 
 /* ---- batches ---- */
@@ -669,9 +719,11 @@ static size_t collect_dirty(struct controller *c, struct round_svc **out)
 
 static void retry_later(struct controller *c, struct round_svc *rs, size_t n, const char *what, const char *why)
 {
-	log_warn("cannot reach HAProxy's runtime API, will retry", "step=%s socket=%s error=%s", what,
-		 log_q(c->runtime_socket), log_q(why));
-	ctl_rt_drop(c);
+	ctl_rt_failed(c);
+	if (!c->rt_down_logged) /* once per outage: while down, every round fails at once */
+		log_warn("cannot reach HAProxy's runtime API, will retry", "step=%s socket=%s error=%s", what,
+			 log_q(c->runtime_socket), log_q(why));
+	c->rt_down_logged = true;
 	for (size_t i = 0; i < n; i++) {
 		rs[i].s->dirty = true;
 		rs[i].s->cache_valid = false;

@@ -171,6 +171,8 @@ struct hap_rt;
  * connection is soft-stopping after a reload: commands always reach the current worker. */
 struct hap_rt *hap_rt_open(const char *path, const struct hap_rt_opts *opts, struct vxerr *err);
 void hap_rt_close(struct hap_rt *rt);
+/* The bound on each wait for progress from now on (a probe opens with a short one). */
+void hap_rt_set_timeout(struct hap_rt *rt, int64_t timeout_us);
 /* Sends the n commands in one pipelined stream and reads one reply per command, in order.
  * Every reply slot is written (text NULL when none came): release them with
  * hap_replies_release(replies, n) whatever the result. Returns 0 when all n replies arrived.

@@ -323,6 +323,11 @@ struct hap_rt *hap_rt_open(const char *path, const struct hap_rt_opts *opts, str
 	return rt;
 }
 
+void hap_rt_set_timeout(struct hap_rt *rt, int64_t timeout_us)
+{
+	rt->timeout_us = timeout_us > 0 ? timeout_us : DEFAULT_TIMEOUT_US;
+}
+
 void hap_rt_close(struct hap_rt *rt)
 {
 	if (!rt)
