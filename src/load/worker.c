@@ -488,6 +488,9 @@ static void begin_end(struct worker *w, int64_t now)
 {
 	if (w->ending)
 		return;
+	/* What fell due while the loop was late goes out now, on whatever connection is free (its
+	 * latency counts from when it was due): only a request that finds none is "never sent". */
+	dispatch_due(w, now, true);
 	w->ending = true;
 	int64_t rel = now - w->run->t0_us;
 	w->end_at_us = rel < w->run->window_us ? rel : w->run->window_us;
